@@ -1,0 +1,592 @@
+//! cx-bench: load generator and sample traffic for cxloop.
+//!
+//! `cx-bench ingest` measures ingest accepted/s through gRPC and HTTP
+//! batches, and single-call latency at a fixed rate, beside a baseline
+//! measured in the same run: the raw produce rate of the same messages with
+//! the same producer settings. `cx-bench sample` submits realistic
+//! interactions and prints the answers; `cx-bench tail` prints what lands on
+//! a topic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use cx_proto::prost::Message as _;
+use cx_proto::v1;
+use cx_proto::v1::ingest_service_client::IngestServiceClient;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{ClientConfig, Message};
+
+#[derive(Parser)]
+#[command(
+    name = "cx-bench",
+    about = "Load generator and sample traffic for cxloop"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest throughput and latency against a running cx-ingest.
+    Ingest(IngestArgs),
+    /// Submit realistic interactions over HTTP and print each answer.
+    Sample {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        http: String,
+        #[arg(long, env = "CX_BENCH_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Print records of a topic as they arrive (protobuf interactions decoded).
+    Tail {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[arg(long, default_value = "cx.interactions.v1")]
+        topic: String,
+        /// Stop after this many records (0: run until killed).
+        #[arg(long, default_value_t = 0)]
+        max: usize,
+        /// Stop after this many seconds without a record (0: never).
+        #[arg(long, default_value_t = 0)]
+        idle_exit_s: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct IngestArgs {
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc: String,
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    http: String,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Topic for the raw-produce baseline (a scratch topic, not cx.interactions.v1).
+    #[arg(long, default_value = "cx.bench.baseline")]
+    baseline_topic: String,
+    #[arg(long, env = "CX_BENCH_TOKEN")]
+    token: String,
+    /// Interactions per throughput phase.
+    #[arg(long, default_value_t = 200_000)]
+    count: usize,
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Batches in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Single SubmitInteraction calls per second for the latency phase.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// librdkafka properties for the baseline producer (name=value;…), as CX_KAFKA_PROPERTIES.
+    #[arg(long, default_value = "")]
+    kafka_properties: String,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => bench_ingest(args).await,
+            Command::Sample {
+                http,
+                token,
+                count,
+                seed,
+            } => sample(&http, &token, count, seed).await,
+            Command::Tail {
+                brokers,
+                topic,
+                max,
+                idle_exit_s,
+            } => tail(brokers, topic, max, idle_exit_s).await,
+        }
+    })
+}
+
+// ------------------------------------------------------------ traffic
+
+const QUEUES: [&str; 5] = ["billing", "tech_support", "retention", "sales", "delivery"];
+const CHANNELS: [v1::Channel; 5] = [
+    v1::Channel::Voice,
+    v1::Channel::Chat,
+    v1::Channel::Email,
+    v1::Channel::Sms,
+    v1::Channel::Web,
+];
+const VERBATIMS: [(&str, i32); 8] = [
+    ("The agent was lovely and fixed my bill in minutes", 10),
+    ("Quick and easy, thanks!", 9),
+    ("Fine, but I had to explain twice", 7),
+    (
+        "Waited 40 minutes on hold and got transferred three times",
+        3,
+    ),
+    (
+        "I want to cancel, nobody ever calls back. Reach me on 07700 900123",
+        1,
+    ),
+    (
+        "Charged twice on card 4111 1111 1111 1111, still not refunded",
+        2,
+    ),
+    (
+        "Delivery was late again, email me at sam.jones@example.com",
+        4,
+    ),
+    ("Helpful, though the app kept crashing", 8),
+];
+
+/// A realistic interaction: queue, agent, channel, scores tied to the verbatim.
+fn interaction(rng: &mut StdRng, interaction_id: String) -> v1::Interaction {
+    let (verbatim, nps) = VERBATIMS[rng.random_range(0..VERBATIMS.len())];
+    let queue = QUEUES[rng.random_range(0..QUEUES.len())];
+    let occurred =
+        time::OffsetDateTime::now_utc() - time::Duration::seconds(rng.random_range(0..600));
+    let csat = (1 + nps / 2).clamp(1, 5);
+    v1::Interaction {
+        interaction_id,
+        customer_id: format!("cust-{:05}", rng.random_range(0..50_000)),
+        occurred_at: Some(cx_proto::prost_types::Timestamp {
+            seconds: occurred.unix_timestamp(),
+            nanos: 0,
+        }),
+        channel: CHANNELS[rng.random_range(0..CHANNELS.len())] as i32,
+        agent_id: Some(format!("agent-{:03}", rng.random_range(0..120))),
+        team_id: Some(format!("team-{}", rng.random_range(0..12))),
+        queue_id: Some(queue.to_string()),
+        nps: Some(nps),
+        csat: Some(csat),
+        ces: Some((csat + 2).clamp(1, 7)),
+        verbatim: Some(verbatim.to_string()),
+        handle_time_s: Some(rng.random_range(60..1200)),
+        hold_time_s: Some(rng.random_range(0..600)),
+        transfers: Some(rng.random_range(0..3)),
+        resolved: Some(nps >= 7),
+        attributes: HashMap::from([("language".to_string(), "en".to_string())]),
+        ingested_at: None,
+        redactions: 0,
+    }
+}
+
+fn to_json(i: &v1::Interaction) -> serde_json::Value {
+    let occurred = i
+        .occurred_at
+        .as_ref()
+        .map(|t| t.seconds)
+        .unwrap_or_default();
+    let occurred = time::OffsetDateTime::from_unix_timestamp(occurred)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let channel = v1::Channel::try_from(i.channel)
+        .ok()
+        .and_then(v1::Channel::contract_name)
+        .unwrap_or("voice");
+    serde_json::json!({
+        "interaction_id": i.interaction_id,
+        "customer_id": i.customer_id,
+        "occurred_at": occurred.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "channel": channel,
+        "agent_id": i.agent_id,
+        "team_id": i.team_id,
+        "queue_id": i.queue_id,
+        "nps": i.nps,
+        "csat": i.csat,
+        "ces": i.ces,
+        "verbatim": i.verbatim,
+        "handle_time_s": i.handle_time_s,
+        "hold_time_s": i.hold_time_s,
+        "transfers": i.transfers,
+        "resolved": i.resolved,
+        "attributes": i.attributes,
+    })
+}
+
+fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+// ------------------------------------------------------------ ingest bench
+
+struct Phase {
+    name: &'static str,
+    accepted: u64,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+async fn bench_ingest(args: IngestArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let run = run_id();
+    println!(
+        "cx-bench ingest: {} interactions per phase, batches of {}, {} in flight",
+        args.count, args.batch, args.concurrency
+    );
+
+    let baseline = baseline_produce(&args, &run).await?;
+    println!("  baseline raw produce   {:>10.0} msg/s", baseline.rate());
+    let grpc = grpc_batches(&args, &run).await?;
+    println!("  gRPC batches accepted  {:>10.0} /s", grpc.rate());
+    let http = http_batches(&args, &run).await?;
+    println!("  HTTP batches accepted  {:>10.0} /s", http.rate());
+    let (p50, p99, calls) = single_call_latency(&args, &run).await?;
+
+    println!();
+    println!("| phase | accepted | seconds | per second | vs baseline |");
+    println!("|---|---|---|---|---|");
+    for phase in [&baseline, &grpc, &http] {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.2} |",
+            phase.name,
+            phase.accepted,
+            phase.elapsed.as_secs_f64(),
+            phase.rate(),
+            phase.rate() / baseline.rate()
+        );
+    }
+    println!();
+    println!(
+        "single SubmitInteraction at {}/s for {} s ({} calls): p50 {:.2} ms, p99 {:.2} ms",
+        args.rate,
+        args.latency_seconds,
+        calls,
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// The same encoded messages, same producer settings, straight to Kafka.
+async fn baseline_produce(
+    args: &IngestArgs,
+    run: &str,
+) -> Result<Phase, Box<dyn std::error::Error>> {
+    let mut kafka = cx_runtime::config::KafkaConfig {
+        brokers: args.brokers.clone(),
+        properties: Default::default(),
+        topic_partitions: 6,
+        topic_replication: 1,
+        topics: Default::default(),
+    };
+    for item in args.kafka_properties.split(';').filter(|s| !s.is_empty()) {
+        if let Some((k, v)) = item.split_once('=') {
+            kafka.properties.insert(k.trim().into(), v.trim().into());
+        }
+    }
+    cx_runtime::kafka::ensure_topics(&kafka, &[&args.baseline_topic]).await?;
+    let producer = cx_runtime::kafka::producer(&kafka, "cx-bench-baseline")?;
+    let mut rng = StdRng::seed_from_u64(1);
+    let messages: Vec<(String, Vec<u8>)> = (0..args.count)
+        .map(|n| {
+            let i = interaction(&mut rng, format!("base-{run}-{n}"));
+            (i.customer_id.clone(), i.encode_to_vec())
+        })
+        .collect();
+    let started = Instant::now();
+    let mut accepted = 0u64;
+    // Same shape as ingest: a wave of `batch` sends, awaited together,
+    // `concurrency` waves in flight.
+    let waves = messages.chunks(args.batch).collect::<Vec<_>>();
+    for group in waves.chunks(args.concurrency) {
+        let mut all = Vec::new();
+        for wave in group {
+            for (key, payload) in wave.iter() {
+                let record = FutureRecord::to(&args.baseline_topic)
+                    .key(key.as_str())
+                    .payload(payload.as_slice());
+                match producer.send_result(record) {
+                    Ok(delivery) => all.push(delivery),
+                    Err((error, _)) => return Err(error.into()),
+                }
+            }
+        }
+        for delivery in futures::future::join_all(all).await {
+            if matches!(delivery, Ok(Ok(_))) {
+                accepted += 1;
+            }
+        }
+    }
+    Ok(Phase {
+        name: "baseline: raw produce (acks=all, idempotent)",
+        accepted,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn grpc_batches(args: &IngestArgs, run: &str) -> Result<Phase, Box<dyn std::error::Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.grpc))?
+        .connect()
+        .await?;
+    let accepted = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let batches = args.count.div_ceil(args.batch) as u64;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..args.concurrency {
+        let mut client =
+            IngestServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
+        let (accepted, next, token, run) = (
+            accepted.clone(),
+            next.clone(),
+            args.token.clone(),
+            run.to_string(),
+        );
+        let batch = args.batch;
+        workers.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(100 + worker as u64);
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= batches {
+                    return Ok::<(), tonic::Status>(());
+                }
+                let interactions = (0..batch)
+                    .map(|k| interaction(&mut rng, format!("g-{run}-{n}-{k}")))
+                    .collect();
+                let mut request =
+                    tonic::Request::new(v1::SubmitInteractionsRequest { interactions });
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {token}").parse().expect("ascii token"),
+                );
+                let response = client.submit_interactions(request).await?.into_inner();
+                let ok = response
+                    .results
+                    .iter()
+                    .filter(|r| r.status == v1::SubmitStatus::Accepted as i32)
+                    .count();
+                accepted.fetch_add(ok as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(Phase {
+        name: "gRPC SubmitInteractions",
+        accepted: accepted.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn http_batches(args: &IngestArgs, run: &str) -> Result<Phase, Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let batches = args.count.div_ceil(args.batch) as u64;
+    // Bodies are built before the clock starts: the phase measures ingest.
+    let mut rng = StdRng::seed_from_u64(200);
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..batches)
+            .map(|n| {
+                let items: Vec<_> = (0..args.batch)
+                    .map(|k| to_json(&interaction(&mut rng, format!("h-{run}-{n}-{k}"))))
+                    .collect();
+                serde_json::to_vec(&serde_json::json!({ "interactions": items })).expect("json")
+            })
+            .collect(),
+    );
+    let url = format!("http://{}/v1/interactions:batch", args.http);
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, accepted, next, bodies, url, token) = (
+            client.clone(),
+            accepted.clone(),
+            next.clone(),
+            bodies.clone(),
+            url.clone(),
+            args.token.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= batches {
+                    return Ok::<(), reqwest::Error>(());
+                }
+                let response = client
+                    .post(&url)
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(bodies[n as usize].clone())
+                    .send()
+                    .await?;
+                let body: serde_json::Value = response.json().await?;
+                let ok = body["results"]
+                    .as_array()
+                    .map(|rs| rs.iter().filter(|r| r["status"] == "accepted").count())
+                    .unwrap_or(0);
+                accepted.fetch_add(ok as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(Phase {
+        name: "HTTP /v1/interactions:batch",
+        accepted: accepted.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Open-loop: a call every 1/rate s, each on its own task, latencies kept.
+async fn single_call_latency(
+    args: &IngestArgs,
+    run: &str,
+) -> Result<(Duration, Duration, usize), Box<dyn std::error::Error>> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.grpc))?
+        .connect()
+        .await?;
+    let total = (args.rate * args.latency_seconds) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut rng = StdRng::seed_from_u64(300);
+    let mut calls = Vec::with_capacity(total);
+    for n in 0..total {
+        ticker.tick().await;
+        let mut client = IngestServiceClient::new(channel.clone());
+        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
+            interaction: Some(interaction(&mut rng, format!("s-{run}-{n}"))),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", args.token).parse()?);
+        calls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            client
+                .submit_interaction(request)
+                .await
+                .map(|_| started.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    for call in calls {
+        latencies.push(call.await??);
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok((at(0.50), at(0.99), latencies.len()))
+}
+
+// ------------------------------------------------------------ sample, tail
+
+async fn sample(
+    http: &str,
+    token: &str,
+    count: usize,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let run = run_id();
+    for n in 0..count {
+        let item = to_json(&interaction(&mut rng, format!("demo-{run}-{n}")));
+        let response = client
+            .post(format!("http://{http}/v1/interactions"))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&item)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        println!(
+            "submit {:<22} queue={:<13} nps={:<2} -> {} {}",
+            item["interaction_id"].as_str().unwrap_or_default(),
+            item["queue_id"].as_str().unwrap_or_default(),
+            item["nps"],
+            status,
+            body
+        );
+    }
+    // One repeat, to show idempotency.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let repeat = to_json(&interaction(&mut rng, format!("demo-{run}-0")));
+    let response = client
+        .post(format!("http://{http}/v1/interactions"))
+        .header("authorization", format!("Bearer {token}"))
+        .json(&repeat)
+        .send()
+        .await?;
+    println!(
+        "resubmit {} -> {} {}",
+        repeat["interaction_id"],
+        response.status().as_u16(),
+        response.text().await?
+    );
+    Ok(())
+}
+
+async fn tail(
+    brokers: String,
+    topic: String,
+    max: usize,
+    idle_exit_s: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("cx-bench-tail-{}", run_id()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|e| e.to_string())?;
+        consumer.subscribe(&[&topic]).map_err(|e| e.to_string())?;
+        let mut seen = 0usize;
+        let mut last = Instant::now();
+        loop {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                last = Instant::now();
+                seen += 1;
+                let key = m
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                match v1::Interaction::decode(m.payload().unwrap_or_default()) {
+                    Ok(i) => println!(
+                        "landed p{} @{} key={} id={} queue={} nps={:?} verbatim={:?}",
+                        m.partition(),
+                        m.offset(),
+                        key,
+                        i.interaction_id,
+                        i.queue_id.unwrap_or_default(),
+                        i.nps,
+                        i.verbatim.unwrap_or_default()
+                    ),
+                    Err(_) => println!(
+                        "landed p{} @{} key={} ({} bytes)",
+                        m.partition(),
+                        m.offset(),
+                        key,
+                        m.payload_len()
+                    ),
+                }
+            }
+            if max > 0 && seen >= max {
+                return Ok(());
+            }
+            if idle_exit_s > 0 && last.elapsed() > Duration::from_secs(idle_exit_s) {
+                return Ok(());
+            }
+        }
+    })
+    .await??;
+    Ok(())
+}

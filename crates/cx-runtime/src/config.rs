@@ -1,0 +1,469 @@
+//! Layered configuration: built-in defaults → optional TOML file at
+//! `CX_CONFIG` → environment variables of the contract.
+//!
+//! The environment is passed in as a map so tests never touch the process
+//! environment. Service-specific sections of the TOML file stay available as
+//! [`Config::file`] for each service to read its own part.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::{TokenTable, TokenTableError};
+
+/// The four services, with their contract default addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceName {
+    Ingest,
+    Scoring,
+    Alerting,
+    Followup,
+}
+
+impl ServiceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Ingest => "ingest",
+            ServiceName::Scoring => "scoring",
+            ServiceName::Alerting => "alerting",
+            ServiceName::Followup => "followup",
+        }
+    }
+
+    fn default_ports(self) -> (u16, u16) {
+        match self {
+            ServiceName::Ingest => (50051, 8081),
+            ServiceName::Scoring => (50052, 8082),
+            ServiceName::Alerting => (50053, 8083),
+            ServiceName::Followup => (50054, 8084),
+        }
+    }
+}
+
+/// Topic names. The defaults are the contract's; a deployment (or a test) may
+/// rename them, e.g. to isolate tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    pub interactions: String,
+    pub scored: String,
+    pub alerts: String,
+    pub followups: String,
+    pub followup_updates: String,
+    pub deadletter: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            interactions: "cx.interactions.v1".into(),
+            scored: "cx.scored.v1".into(),
+            alerts: "cx.alerts.v1".into(),
+            followups: "cx.followups.v1".into(),
+            followup_updates: "cx.followup-updates.v1".into(),
+            deadletter: "cx.deadletter.v1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    /// librdkafka properties passed through unchanged (e.g.
+    /// `fetch.wait.max.ms`, `security.protocol`), applied last.
+    pub properties: BTreeMap<String, String>,
+    /// Partitions and replication for topics the services create if missing.
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    pub topics: Topics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub service: ServiceName,
+    pub kafka: KafkaConfig,
+    pub redis_url: String,
+    /// Prefix of every Redis key this deployment writes (tests isolate by it).
+    pub redis_key_prefix: String,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub auth: TokenTable,
+    pub alert_webhook_url: Option<String>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// How long SIGTERM waits for work in hand before giving up.
+    pub shutdown_grace: Duration,
+    /// Tokio worker threads; four services, a broker and Redis share few cores.
+    pub worker_threads: usize,
+    /// The whole TOML file (empty without one), for service-specific sections.
+    pub file: toml::Table,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    ParseFile {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("CX_AUTH_TOKENS is not valid: {0}")]
+    Tokens(#[from] TokenTableError),
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The file's shared sections; unknown service sections are left to services.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileShared {
+    kafka: FileKafka,
+    redis: FileRedis,
+    auth: FileAuth,
+    log: FileLog,
+    alerting: FileServiceAddrs,
+    ingest: FileServiceAddrs,
+    scoring: FileServiceAddrs,
+    followup: FileServiceAddrs,
+    shutdown_grace_s: Option<u64>,
+    worker_threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileKafka {
+    brokers: Option<String>,
+    properties: BTreeMap<String, toml::Value>,
+    topic_partitions: Option<i32>,
+    topic_replication: Option<i32>,
+    topics: Option<Topics>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileRedis {
+    url: Option<String>,
+    key_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileAuth {
+    tokens: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileLog {
+    filter: Option<String>,
+    format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileServiceAddrs {
+    grpc_addr: Option<String>,
+    http_addr: Option<String>,
+    webhook_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration of `service` from defaults, the optional file
+    /// named by `CX_CONFIG`, then the environment `env`.
+    pub fn load(
+        service: ServiceName,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let file = match env.get("CX_CONFIG").filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::ParseFile {
+                        path,
+                        source: Box::new(source),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        Self::from_parts(service, file, env)
+    }
+
+    /// Same as [`Config::load`] with the file content given (tests).
+    pub fn from_parts(
+        service: ServiceName,
+        file: toml::Table,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let shared: FileShared = toml::Value::Table(file.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("CX_CONFIG", e.to_string()))?;
+        let env_get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+
+        let (grpc_port, http_port) = service.default_ports();
+        let addrs = match service {
+            ServiceName::Ingest => &shared.ingest,
+            ServiceName::Scoring => &shared.scoring,
+            ServiceName::Alerting => &shared.alerting,
+            ServiceName::Followup => &shared.followup,
+        };
+        let grpc_addr = parse_addr(
+            "CX_GRPC_ADDR",
+            env_get("CX_GRPC_ADDR").or(addrs.grpc_addr.clone()),
+            grpc_port,
+        )?;
+        let http_addr = parse_addr(
+            "CX_HTTP_ADDR",
+            env_get("CX_HTTP_ADDR").or(addrs.http_addr.clone()),
+            http_port,
+        )?;
+
+        let mut properties = BTreeMap::new();
+        for (name, value) in &shared.kafka.properties {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(invalid(
+                        &format!("kafka.properties.{name}"),
+                        format!(
+                            "must be a string, number or boolean, not {}",
+                            other.type_str()
+                        ),
+                    ))
+                }
+            };
+            properties.insert(name.clone(), value);
+        }
+        if let Some(list) = env_get("CX_KAFKA_PROPERTIES") {
+            properties.extend(parse_properties(&list)?);
+        }
+
+        let topic_partitions = match env_get("CX_TOPIC_PARTITIONS") {
+            Some(v) => v
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid("CX_TOPIC_PARTITIONS", "must be a positive integer"))?,
+            None => shared.kafka.topic_partitions.unwrap_or(6),
+        };
+
+        let tokens = env_get("CX_AUTH_TOKENS").or(shared.auth.tokens.clone());
+        let auth = match tokens {
+            Some(spec) => TokenTable::parse(&spec)?,
+            None => TokenTable::default(),
+        };
+
+        let log_format = match env_get("CX_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(invalid("CX_LOG_FORMAT", "must be json or pretty")),
+            },
+            None => shared.log.format.unwrap_or(LogFormat::Pretty),
+        };
+
+        let shutdown_grace_s = match env_get("CX_SHUTDOWN_GRACE_S") {
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid("CX_SHUTDOWN_GRACE_S", "must be a whole number of seconds"))?,
+            None => shared.shutdown_grace_s.unwrap_or(30),
+        };
+
+        let worker_threads = match env_get("CX_WORKER_THREADS") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid("CX_WORKER_THREADS", "must be a positive integer"))?,
+            None => shared.worker_threads.unwrap_or(2),
+        };
+
+        Ok(Config {
+            service,
+            kafka: KafkaConfig {
+                brokers: env_get("CX_KAFKA_BROKERS")
+                    .or(shared.kafka.brokers)
+                    .unwrap_or_else(|| "127.0.0.1:9092".into()),
+                properties,
+                topic_partitions,
+                topic_replication: shared.kafka.topic_replication.unwrap_or(1),
+                topics: shared.kafka.topics.unwrap_or_default(),
+            },
+            redis_url: env_get("CX_REDIS_URL")
+                .or(shared.redis.url)
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_key_prefix: shared.redis.key_prefix.unwrap_or_else(|| "cx".into()),
+            grpc_addr,
+            http_addr,
+            auth,
+            alert_webhook_url: env_get("CX_ALERT_WEBHOOK_URL").or(shared.alerting.webhook_url),
+            log_filter: env_get("RUST_LOG")
+                .or(shared.log.filter)
+                .unwrap_or_else(|| "info".into()),
+            log_format,
+            shutdown_grace: Duration::from_secs(shutdown_grace_s),
+            worker_threads,
+            file,
+        })
+    }
+
+    /// A service-specific section of the file (e.g. `[ingest]`), deserialized.
+    pub fn section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<T, ConfigError> {
+        match self.file.get(name) {
+            Some(value) => value
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| invalid(name, e.to_string())),
+            None => Ok(T::default()),
+        }
+    }
+}
+
+fn parse_addr(
+    name: &str,
+    value: Option<String>,
+    default_port: u16,
+) -> Result<SocketAddr, ConfigError> {
+    match value {
+        Some(v) => v.parse().map_err(|_| {
+            invalid(
+                name,
+                format!("{v:?} is not an address like 127.0.0.1:{default_port}"),
+            )
+        }),
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], default_port))),
+    }
+}
+
+/// `name=value;name=value` (commas also separate) into librdkafka properties.
+fn parse_properties(list: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for item in list
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| invalid("CX_KAFKA_PROPERTIES", format!("{item:?} is not name=value")))?;
+        out.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cfg = Config::from_parts(ServiceName::Scoring, toml::Table::new(), &env(&[])).unwrap();
+        assert_eq!(cfg.grpc_addr, "127.0.0.1:50052".parse().unwrap());
+        assert_eq!(cfg.http_addr, "127.0.0.1:8082".parse().unwrap());
+        assert_eq!(cfg.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(cfg.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(cfg.kafka.topics.interactions, "cx.interactions.v1");
+        assert!(cfg.auth.is_empty());
+        assert_eq!(cfg.log_filter, "info");
+    }
+
+    #[test]
+    fn env_overrides_file_which_overrides_defaults() {
+        let file: toml::Table = r#"
+            [kafka]
+            brokers = "file:9092"
+            [kafka.properties]
+            "fetch.wait.max.ms" = 10
+            "client.id" = "from-file"
+            [ingest]
+            grpc_addr = "0.0.0.0:6000"
+            http_addr = "0.0.0.0:6001"
+        "#
+        .parse()
+        .unwrap();
+        let cfg = Config::from_parts(
+            ServiceName::Ingest,
+            file,
+            &env(&[
+                ("CX_KAFKA_BROKERS", "env:9092"),
+                ("CX_HTTP_ADDR", "127.0.0.1:7001"),
+                ("CX_KAFKA_PROPERTIES", "client.id=from-env; linger.ms=5"),
+                ("CX_AUTH_TOKENS", "abc=ingest:write"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.kafka.brokers, "env:9092");
+        assert_eq!(cfg.grpc_addr, "0.0.0.0:6000".parse().unwrap());
+        assert_eq!(cfg.http_addr, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(cfg.kafka.properties["fetch.wait.max.ms"], "10");
+        assert_eq!(cfg.kafka.properties["client.id"], "from-env");
+        assert_eq!(cfg.kafka.properties["linger.ms"], "5");
+        assert!(!cfg.auth.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_parts(
+            ServiceName::Ingest,
+            toml::Table::new(),
+            &env(&[("CX_GRPC_ADDR", "not-an-addr")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CX_GRPC_ADDR"), "{err}");
+        let err = Config::from_parts(
+            ServiceName::Ingest,
+            toml::Table::new(),
+            &env(&[("CX_KAFKA_PROPERTIES", "novalue")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CX_KAFKA_PROPERTIES"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error_naming_it() {
+        let err = Config::load(
+            ServiceName::Ingest,
+            &env(&[("CX_CONFIG", "/nonexistent/cx.toml")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/cx.toml"), "{err}");
+    }
+}

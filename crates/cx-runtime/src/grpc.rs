@@ -1,0 +1,40 @@
+//! gRPC plumbing every service shares: health, reflection, and the
+//! access policy for the auth layer.
+
+use std::sync::Arc;
+
+use crate::auth::{AccessPolicy, Scope};
+
+/// `grpc.health.v1.Health` service and its reporter.
+pub fn health() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    tonic_health::server::health_reporter()
+}
+
+/// Server reflection over the whole cx.v1 contract.
+pub fn reflection() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cx_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+}
+
+/// Access policy from `(path prefix, scope)` pairs; every other path (health,
+/// reflection, /healthz, /readyz, /metrics) is public.
+pub fn policy(rules: &'static [(&'static str, Scope)]) -> AccessPolicy {
+    Arc::new(move |path: &str| {
+        rules
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map(|(_, scope)| *scope)
+    })
+}
+
+pub use tonic_reflection::server::Error as ReflectionError;

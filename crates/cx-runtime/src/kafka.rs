@@ -1,0 +1,184 @@
+//! Kafka plumbing: client settings, an `acks=all` idempotent producer, topic
+//! creation, readiness probes, and the dead-letter record format.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::config::KafkaConfig;
+
+/// How long one produce may take before it is reported failed. Short enough
+/// that a caller gets a 503 while the broker is down, not a hang.
+pub const DEFAULT_MESSAGE_TIMEOUT_MS: &str = "5000";
+
+/// The base client config: bootstrap servers, then pass-through properties.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    for (name, value) in &kafka.properties {
+        config.set(name, value);
+    }
+    config
+}
+
+/// A producer that acknowledges only what every in-sync replica has:
+/// `acks=all` and idempotence (no duplicates from its own retries).
+pub fn producer(kafka: &KafkaConfig, client_id: &str) -> Result<FutureProducer, KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", client_id)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS)
+        .set("linger.ms", "2")
+        .set("queue.buffering.max.messages", "200000");
+    for (name, value) in &kafka.properties {
+        // Consumer-only properties would make librdkafka warn on a producer.
+        if !is_consumer_only(name) {
+            config.set(name, value);
+        }
+    }
+    // acks=all is the contract's durability promise: a pass-through cannot weaken it.
+    config.set("acks", "all");
+    config.create()
+}
+
+fn is_consumer_only(name: &str) -> bool {
+    name.starts_with("fetch.")
+        || name.starts_with("group.")
+        || name.starts_with("auto.")
+        || name.starts_with("enable.auto")
+        || name.starts_with("session.")
+        || name.starts_with("heartbeat.")
+        || name.starts_with("max.poll")
+        || name == "isolation.level"
+        || name.starts_with("partition.assignment")
+}
+
+/// Producer-only properties stripped from consumer configs, for the same reason.
+pub fn is_producer_only(name: &str) -> bool {
+    name.starts_with("linger")
+        || name.starts_with("queue.buffering")
+        || name.starts_with("batch.")
+        || name == "acks"
+        || name == "enable.idempotence"
+        || name.starts_with("message.timeout")
+        || name.starts_with("compression")
+        || name.starts_with("delivery.")
+}
+
+/// Creates the topics that are missing; existing ones are left as they are.
+pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka).set("client.id", "cx-admin").create()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                kafka.topic_partitions,
+                TopicReplication::Fixed(kafka.topic_replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                tracing::warn!(topic = %name, error = %code, "topic creation failed");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the cluster for a topic's metadata: succeeds only when a broker
+/// answers and knows the topic with at least one partition.
+pub async fn probe_topic(producer: &FutureProducer, topic: &str) -> Result<(), String> {
+    let client = producer.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let metadata = client
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(3))
+            .map_err(|e| format!("metadata request failed: {e}"))?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| format!("topic {topic} unknown"))?;
+        if found.error().is_some() || found.partitions().is_empty() {
+            return Err(format!("topic {topic} has no partitions yet"));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("probe task failed: {e}"))?
+}
+
+/// Headers of a dead-letter record (contract: cx.deadletter.v1).
+pub struct DeadLetter<'a> {
+    pub error: &'a str,
+    pub source_topic: &'a str,
+    pub source_partition: i32,
+    pub source_offset: i64,
+}
+
+impl DeadLetter<'_> {
+    pub fn headers(&self) -> OwnedHeaders {
+        let partition = self.source_partition.to_string();
+        let offset = self.source_offset.to_string();
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "cx-error",
+                value: Some(self.error),
+            })
+            .insert(Header {
+                key: "cx-source-topic",
+                value: Some(self.source_topic),
+            })
+            .insert(Header {
+                key: "cx-source-partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "cx-source-offset",
+                value: Some(offset.as_str()),
+            })
+    }
+
+    /// Publishes the original key and bytes with the reason, waiting for the ack.
+    pub async fn publish(
+        &self,
+        producer: &FutureProducer,
+        deadletter_topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Result<(), KafkaError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(deadletter_topic).headers(self.headers());
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(0))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)?;
+        metrics::counter!(crate::telemetry::DEADLETTER_TOTAL, "source" => self.source_topic.to_string())
+            .increment(1);
+        Ok(())
+    }
+}

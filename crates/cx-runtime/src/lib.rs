@@ -1,0 +1,20 @@
+//! What the four cxloop services share: configuration, telemetry, the admin
+//! HTTP endpoints, bearer-token auth, gRPC plumbing (health, reflection,
+//! errors), Kafka and Redis helpers, and SIGTERM drain.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod kafka;
+pub mod main_support;
+pub mod redis_pool;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use admin::Readiness;
+pub use config::{Config, ConfigError, ServiceName};
+pub use error::ServiceError;
+pub use redis_pool::RedisPool;

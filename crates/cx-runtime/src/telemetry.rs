@@ -1,0 +1,43 @@
+//! Logs (tracing, pretty or JSON) and metrics (Prometheus text on /metrics).
+//!
+//! Metric names shared by several services live here, in one place.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::LogFormat;
+
+pub const AUTH_REFUSED_TOTAL: &str = "cx_auth_refused_total";
+pub const KAFKA_PRODUCED_TOTAL: &str = "cx_kafka_produced_total";
+pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "cx_kafka_produce_errors_total";
+pub const KAFKA_CONSUMED_TOTAL: &str = "cx_kafka_consumed_total";
+pub const DEADLETTER_TOTAL: &str = "cx_deadletter_total";
+pub const READY: &str = "cx_ready";
+
+/// Installs the global tracing subscriber once; later calls are no-ops
+/// (tests start several services in one process).
+pub fn init_tracing(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_target(true);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then this handle
+            // renders nothing, which tests tolerate.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

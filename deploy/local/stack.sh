@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The local stack cxloop runs against: Redis (Debian's redis-server) and a
+# Kafka-protocol broker (tansu; deployments use Apache Kafka, see
+# docker-compose.yml). Installs what is missing, starts both on 127.0.0.1,
+# waits until they answer, and stops exactly what it started (by PID).
+#
+#   deploy/local/stack.sh install | up | down | status
+#
+# Ports: CX_STACK_REDIS_PORT (6379), CX_STACK_KAFKA_PORT (9092).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+state="$root/.local/stack"
+redis_port="${CX_STACK_REDIS_PORT:-6379}"
+kafka_port="${CX_STACK_KAFKA_PORT:-9092}"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+answers() { # host port: true when something accepts TCP connections there
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    log "installing redis-server (apt-get)"
+    as_root apt-get install -y redis-server >/dev/null 2>&1 || {
+      as_root apt-get update >/dev/null
+      as_root apt-get install -y redis-server >/dev/null
+    }
+  fi
+  if ! command -v tansu >/dev/null 2>&1; then
+    log "installing the tansu broker (cargo install; about 10 minutes on 2 cores)"
+    cargo install tansu --locked --features dynostore,libsql
+  fi
+}
+
+wait_for() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    if answers "$2"; then return 0; fi
+    sleep 0.1
+  done
+  log "$1 did not answer on port $2 within $3 s"
+  return 1
+}
+
+start_redis() {
+  if answers "$redis_port"; then
+    log "redis already answers on $redis_port: using it (not ours to stop)"
+    return
+  fi
+  mkdir -p "$state/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state/redis" \
+    --appendonly yes --appendfsync everysec --save "" --daemonize no \
+    >"$state/redis.log" 2>&1 &
+  echo $! >"$state/redis.pid"
+  wait_for redis "$redis_port" 20
+  log "redis up on 127.0.0.1:$redis_port (pid $(cat "$state/redis.pid"))"
+}
+
+start_kafka() {
+  if answers "$kafka_port"; then
+    log "a broker already answers on $kafka_port: using it (not ours to stop)"
+    return
+  fi
+  tansu broker \
+    --listener-url "tcp://127.0.0.1:$kafka_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+    --storage-engine memory://tansu/ \
+    >"$state/kafka.log" 2>&1 &
+  echo $! >"$state/kafka.pid"
+  wait_for broker "$kafka_port" 60
+  log "broker (tansu) up on 127.0.0.1:$kafka_port (pid $(cat "$state/kafka.pid"))"
+}
+
+stop_one() {
+  local pidfile="$state/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "stopped $1 (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  install) install ;;
+  up)
+    install
+    mkdir -p "$state"
+    start_redis
+    start_kafka
+    ;;
+  down)
+    stop_one kafka
+    stop_one redis
+    ;;
+  status)
+    answers "$redis_port" && log "redis: up on $redis_port" || log "redis: down"
+    answers "$kafka_port" && log "broker: up on $kafka_port" || log "broker: down"
+    ;;
+  *)
+    echo "usage: $0 install|up|down|status" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,227 @@
+//! The heart of ingest: claim each interaction_id, publish what was claimed
+//! (acks=all), then mark it done — or release it when Kafka refused.
+//!
+//! A batch costs two Redis round trips and one wave of concurrent produces,
+//! whatever its size.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cx_domain::Interaction;
+use cx_proto::prost::Message;
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::convert;
+use crate::dedupe::{Claim, DedupeStore};
+use crate::telemetry;
+
+/// What happened to one valid interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    /// Kafka or Redis could not take it; nothing was marked, a retry is safe.
+    Unavailable(String),
+}
+
+pub struct Ingestor {
+    producer: FutureProducer,
+    topic: String,
+    dedupe: DedupeStore,
+    /// How long to wait for a concurrent request holding the same id.
+    in_flight_wait: Duration,
+}
+
+impl Ingestor {
+    pub fn new(
+        producer: FutureProducer,
+        topic: String,
+        dedupe: DedupeStore,
+        in_flight_wait: Duration,
+    ) -> Self {
+        Ingestor {
+            producer,
+            topic,
+            dedupe,
+            in_flight_wait,
+        }
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    pub fn dedupe(&self) -> &DedupeStore {
+        &self.dedupe
+    }
+
+    /// Submits valid interactions; one outcome per item, in order.
+    pub async fn submit(&self, items: &[Interaction]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+
+        // The first occurrence of an id in the batch leads; repeats follow it.
+        let mut leader_by_id: HashMap<&str, usize> = HashMap::new();
+        let mut follower_of: Vec<Option<usize>> = vec![None; items.len()];
+        for (index, item) in items.iter().enumerate() {
+            match leader_by_id.entry(item.interaction_id.as_str()) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    follower_of[index] = Some(*e.get())
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(index);
+                }
+            }
+        }
+        let mut waiting: Vec<usize> = (0..items.len())
+            .filter(|i| follower_of[*i].is_none())
+            .collect();
+
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let deadline = tokio::time::Instant::now() + self.in_flight_wait;
+        let mut backoff = Duration::from_millis(10);
+        while !waiting.is_empty() {
+            let ids: Vec<&str> = waiting
+                .iter()
+                .map(|i| items[*i].interaction_id.as_str())
+                .collect();
+            let claims = match self.dedupe.claim(&ids, &token).await {
+                Ok(claims) => claims,
+                Err(error) => {
+                    tracing::warn!(%error, items = waiting.len(), "redis unavailable, refusing the write");
+                    for index in waiting.drain(..) {
+                        outcomes[index] =
+                            Some(Outcome::Unavailable(format!("redis unavailable: {error}")));
+                    }
+                    break;
+                }
+            };
+            let mut claimed = Vec::new();
+            let mut in_flight = Vec::new();
+            for (index, claim) in waiting.iter().copied().zip(claims) {
+                match claim {
+                    Claim::Claimed => claimed.push(index),
+                    Claim::Duplicate => outcomes[index] = Some(Outcome::Duplicate),
+                    Claim::InFlight => in_flight.push(index),
+                }
+            }
+            for (index, outcome) in self.publish_claimed(items, &claimed, &token).await {
+                outcomes[index] = Some(outcome);
+            }
+            waiting = in_flight;
+            if waiting.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() + backoff > deadline {
+                for index in waiting.drain(..) {
+                    outcomes[index] = Some(Outcome::Unavailable(
+                        "the same interaction_id is being submitted concurrently; retry".into(),
+                    ));
+                }
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+
+        for (index, leader) in follower_of.iter().enumerate() {
+            if let Some(leader) = leader {
+                outcomes[index] = Some(match &outcomes[*leader] {
+                    Some(Outcome::Accepted | Outcome::Duplicate) => Outcome::Duplicate,
+                    Some(other) => other.clone(),
+                    None => Outcome::Unavailable("not processed".into()),
+                });
+            }
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Outcome::Unavailable("not processed".into())))
+            .collect();
+        for outcome in &outcomes {
+            telemetry::count_outcome(outcome);
+        }
+        outcomes
+    }
+
+    /// Produces every claimed item concurrently, then completes or releases
+    /// the claims in one Redis round trip each.
+    async fn publish_claimed(
+        &self,
+        items: &[Interaction],
+        claimed: &[usize],
+        token: &str,
+    ) -> Vec<(usize, Outcome)> {
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let ingested_at = time::OffsetDateTime::now_utc();
+        let deliveries = claimed.iter().map(|&index| {
+            let item = &items[index];
+            let payload = convert::to_proto(item, ingested_at).encode_to_vec();
+            let record = FutureRecord::to(&self.topic)
+                .key(item.customer_id.as_str())
+                .payload(&payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "cx-interaction-id",
+                    value: Some(item.interaction_id.as_str()),
+                }));
+            let sent = self
+                .producer
+                .send_result(record)
+                .map_err(|(error, _)| error);
+            async move {
+                match sent {
+                    Ok(delivery) => match delivery.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((error, _))) => Err(error.to_string()),
+                        Err(_canceled) => Err("producer shut down".to_string()),
+                    },
+                    Err(error) => Err(error.to_string()),
+                }
+            }
+        });
+        let results = join_all(deliveries).await;
+
+        let mut published = Vec::new();
+        let mut failed = Vec::new();
+        let mut out = Vec::with_capacity(claimed.len());
+        for (&index, result) in claimed.iter().zip(results) {
+            let id = items[index].interaction_id.as_str();
+            match result {
+                Ok(()) => {
+                    published.push(id);
+                    out.push((index, Outcome::Accepted));
+                }
+                Err(error) => {
+                    failed.push(id);
+                    out.push((
+                        index,
+                        Outcome::Unavailable(format!("kafka unavailable: {error}")),
+                    ));
+                }
+            }
+        }
+        if !failed.is_empty() {
+            tracing::warn!(
+                failed = failed.len(),
+                "kafka refused records; releasing their claims"
+            );
+            metrics::counter!(cx_runtime::telemetry::KAFKA_PRODUCE_ERRORS_TOTAL)
+                .increment(failed.len() as u64);
+        }
+        metrics::counter!(cx_runtime::telemetry::KAFKA_PRODUCED_TOTAL)
+            .increment(published.len() as u64);
+        if let Err(error) = self.dedupe.complete(&published).await {
+            // The records are on Kafka, so they are accepted. Their pending
+            // marks expire with the lease; a retry after that would publish a
+            // second copy, which consumers deduplicate by interaction_id.
+            tracing::error!(%error, count = published.len(), "published but could not mark done");
+            metrics::counter!(telemetry::MARK_DONE_FAILED_TOTAL).increment(published.len() as u64);
+        }
+        if let Err(error) = self.dedupe.release(&failed, token).await {
+            tracing::warn!(%error, count = failed.len(), "could not release claims; they expire with the lease");
+        }
+        out
+    }
+}

@@ -1,0 +1,451 @@
+//! Test harness for cxloop: real broker, real Redis, services started in
+//! process on port 0 (or as real binaries), a fresh topic set and Redis key
+//! prefix per test. A test that cannot reach the broker or Redis fails; it
+//! never skips.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use cx_runtime::{Config, ServiceName};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+pub const WRITER_TOKEN: &str = "test-writer";
+pub const READER_TOKEN: &str = "test-reader";
+
+/// Where the shared test broker and Redis are (the README's test command
+/// starts them).
+pub fn brokers() -> String {
+    std::env::var("CX_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("CX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Fails the test (never skips) when the broker or Redis does not answer.
+pub async fn require_stack() {
+    require_redis(&redis_url()).await;
+    require_kafka(&brokers()).await;
+}
+
+pub async fn require_redis(url: &str) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!("Redis at {url} did not answer within 5 s: start it (deploy/local/stack.sh up)")
+    })
+    .unwrap_or_else(|e| {
+        panic!("Redis at {url} is not reachable ({e}): start it (deploy/local/stack.sh up)")
+    });
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("PING");
+    assert_eq!(pong, "PONG");
+}
+
+pub async fn require_kafka(brokers: &str) {
+    let brokers = brokers.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("kafka client");
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("Kafka at {brokers} is not reachable ({e}): start it (deploy/local/stack.sh up)"));
+    })
+    .await
+    .expect("probe task");
+}
+
+/// Per-test names: topics, Redis key prefix.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub topic_suffix: String,
+    pub redis_prefix: String,
+}
+
+impl Isolation {
+    pub fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Isolation {
+            topic_suffix: id[..12].to_string(),
+            redis_prefix: format!("cxtest:{}", &id[..12]),
+        }
+    }
+
+    pub fn topic(&self, base: &str) -> String {
+        format!("{base}.{}", self.topic_suffix)
+    }
+
+    /// A TOML config for `service` on port 0 with this test's names.
+    pub fn config_toml(&self, brokers: &str, redis_url: &str) -> String {
+        format!(
+            r#"
+shutdown_grace_s = 10
+[kafka]
+brokers = "{brokers}"
+topic_partitions = 3
+[kafka.properties]
+"fetch.wait.max.ms" = "10"
+[kafka.topics]
+interactions = "{interactions}"
+scored = "{scored}"
+alerts = "{alerts}"
+followups = "{followups}"
+followup_updates = "{updates}"
+deadletter = "{deadletter}"
+[redis]
+url = "{redis_url}"
+key_prefix = "{prefix}"
+[auth]
+tokens = "{WRITER_TOKEN}=ingest:write;{READER_TOKEN}=metrics:read,alerts:read,followups:read"
+[ingest]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+"#,
+            interactions = self.topic("cx.interactions.v1"),
+            scored = self.topic("cx.scored.v1"),
+            alerts = self.topic("cx.alerts.v1"),
+            followups = self.topic("cx.followups.v1"),
+            updates = self.topic("cx.followup-updates.v1"),
+            deadletter = self.topic("cx.deadletter.v1"),
+            prefix = self.redis_prefix,
+        )
+    }
+
+    pub fn config(&self, service: ServiceName, brokers: &str, redis_url: &str) -> Config {
+        let file: toml::Table = self
+            .config_toml(brokers, redis_url)
+            .parse()
+            .expect("test config");
+        Config::from_parts(service, file, &HashMap::new()).expect("valid test config")
+    }
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An in-process cx-ingest on port 0.
+pub struct RunningIngest {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), cx_ingest::IngestError>>,
+}
+
+impl RunningIngest {
+    pub async fn start(config: Config) -> RunningIngest {
+        let app = cx_ingest::IngestApp::build(config)
+            .await
+            .expect("ingest builds");
+        let grpc_addr = app.grpc_addr();
+        let http_addr = app.http_addr();
+        let readiness = app.readiness();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        wait_until(Duration::from_secs(60), "ingest ready", || {
+            let ready = readiness.is_ready();
+            async move { ready }
+        })
+        .await;
+        RunningIngest {
+            grpc_addr,
+            http_addr,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.http_addr, path)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("ingest task")
+            .expect("ingest stops cleanly");
+    }
+}
+
+/// Polls `condition` until it holds; panics with `what` after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    pub fn key_str(&self) -> &str {
+        std::str::from_utf8(self.key.as_deref().unwrap_or_default()).expect("utf-8 key")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn interaction(&self) -> cx_proto::v1::Interaction {
+        use cx_proto::prost::Message as _;
+        cx_proto::v1::Interaction::decode(self.payload.as_deref().unwrap_or_default())
+            .expect("protobuf Interaction")
+    }
+}
+
+/// Reads a whole topic from the beginning: keeps polling until no record
+/// arrived for `quiet` (after `expect_at_least` records were seen) or
+/// `timeout` passed.
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    expect_at_least: usize,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Record> {
+    let brokers = brokers.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", unique("cx-test-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        let started = std::time::Instant::now();
+        let mut last_record = std::time::Instant::now();
+        let mut out = Vec::new();
+        loop {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                {
+                    last_record = std::time::Instant::now();
+                    let headers = m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Record {
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        headers,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    });
+                }
+            }
+            let elapsed = started.elapsed();
+            if out.len() >= expect_at_least && last_record.elapsed() >= quiet {
+                break;
+            }
+            if elapsed >= timeout {
+                break;
+            }
+        }
+        out
+    })
+    .await
+    .expect("reader task")
+}
+
+/// Path of a workspace binary (built by `cargo build` before the tests).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A private Redis server for a test that stops and starts it.
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let dir = std::env::temp_dir().join(unique("cx-redis"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut redis = PrivateRedis {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server on PATH (deploy/local/stack.sh installs it)");
+        self.child = Some(child);
+        let url = self.url();
+        wait_until(Duration::from_secs(10), "private redis up", || {
+            let url = url.clone();
+            async move {
+                let Ok(client) = redis::Client::open(url.as_str()) else {
+                    return false;
+                };
+                client.get_multiplexed_async_connection().await.is_ok()
+            }
+        })
+        .await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill redis");
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends SIGTERM or SIGSTOP/SIGCONT to a child process.
+pub fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A valid interaction as JSON, occurred a minute ago.
+pub fn interaction_json(interaction_id: &str, customer_id: &str) -> serde_json::Value {
+    let occurred = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    serde_json::json!({
+        "interaction_id": interaction_id,
+        "customer_id": customer_id,
+        "occurred_at": occurred.format(&time::format_description::well_known::Rfc3339).unwrap(),
+        "channel": "voice",
+        "queue_id": "billing",
+        "agent_id": "agent-7",
+        "nps": 4,
+        "csat": 2,
+        "verbatim": "I was on hold forever, email me at jane.doe@example.com",
+        "handle_time_s": 420,
+        "transfers": 1,
+        "resolved": false,
+        "attributes": {"language": "en"}
+    })
+}
+
+/// A valid interaction as protobuf, occurred a minute ago.
+pub fn interaction_proto(interaction_id: &str, customer_id: &str) -> cx_proto::v1::Interaction {
+    let occurred = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    cx_proto::v1::Interaction {
+        interaction_id: interaction_id.into(),
+        customer_id: customer_id.into(),
+        occurred_at: Some(cx_proto::prost_types::Timestamp {
+            seconds: occurred.unix_timestamp(),
+            nanos: 0,
+        }),
+        channel: cx_proto::v1::Channel::Chat as i32,
+        queue_id: Some("retention".into()),
+        nps: Some(9),
+        verbatim: Some("Great help, thanks".into()),
+        ..Default::default()
+    }
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+pub fn header_str(record: &Record, name: &str) -> Option<String> {
+    record
+        .header(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
