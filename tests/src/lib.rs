@@ -154,6 +154,7 @@ pub struct RunningIngest {
 
 impl RunningIngest {
     pub async fn start(config: Config) -> RunningIngest {
+        init_logs();
         let app = cx_ingest::IngestApp::build(config)
             .await
             .expect("ingest builds");
@@ -186,6 +187,12 @@ impl RunningIngest {
             .expect("ingest task")
             .expect("ingest stops cleanly");
     }
+}
+
+/// Service logs in test output (RUST_LOG, default warn).
+pub fn init_logs() {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    cx_runtime::telemetry::init_tracing(&filter, cx_runtime::config::LogFormat::Pretty);
 }
 
 /// Polls `condition` until it holds; panics with `what` after `timeout`.
@@ -448,4 +455,116 @@ pub fn header_str(record: &Record, name: &str) -> Option<String> {
     record
         .header(name)
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A TCP proxy a test can cut: every connection is dropped at once and new
+/// ones are refused, as when a broker's host goes away; `restore` reopens it.
+pub struct CuttableProxy {
+    pub port: u16,
+    upstream: u16,
+    cut: Option<CancellationToken>,
+}
+
+impl CuttableProxy {
+    pub async fn start(port: u16, upstream: u16) -> CuttableProxy {
+        let mut proxy = CuttableProxy {
+            port,
+            upstream,
+            cut: None,
+        };
+        proxy.restore().await;
+        proxy
+    }
+
+    pub async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("proxy bind");
+        let cut = CancellationToken::new();
+        let upstream = self.upstream;
+        let stop = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                };
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        self.cut = Some(cut);
+    }
+
+    pub fn cut(&mut self) {
+        if let Some(cut) = self.cut.take() {
+            cut.cancel();
+        }
+    }
+}
+
+/// A broker of this test's own, reachable only through a [`CuttableProxy`]
+/// (it advertises the proxy's address), so a test can take Kafka away
+/// without touching the shared broker. Started with the same command as
+/// deploy/local/stack.sh.
+pub struct PrivateBroker {
+    pub proxy: CuttableProxy,
+    child: tokio::process::Child,
+}
+
+impl PrivateBroker {
+    pub async fn start() -> PrivateBroker {
+        let broker_port = free_port();
+        let proxy_port = free_port();
+        let child = tokio::process::Command::new("tansu")
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(format!("tcp://127.0.0.1:{broker_port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://127.0.0.1:{proxy_port}"))
+            .arg("--storage-engine")
+            .arg("memory://tansu/")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu on PATH (deploy/local/stack.sh installs it)");
+        wait_until(
+            Duration::from_secs(30),
+            "private broker listening",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+        let proxy = CuttableProxy::start(proxy_port, broker_port).await;
+        PrivateBroker { proxy, child }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy.port)
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The HTTP status of a GET, or `None` when nothing answers.
+pub async fn http_status(url: &str) -> Option<u16> {
+    reqwest::get(url).await.ok().map(|r| r.status().as_u16())
 }

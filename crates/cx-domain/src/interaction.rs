@@ -642,6 +642,9 @@ mod tests {
     use serde_json::json;
     use time::macros::datetime;
 
+    /// What `RawInteraction::from_json` returns, or a hand-built raw input.
+    type Parsed = Result<RawInteraction, Vec<FieldViolation>>;
+
     fn now() -> OffsetDateTime {
         datetime!(2026-11-22 12:00 UTC)
     }
@@ -702,7 +705,7 @@ mod tests {
     }
 
     /// Both JSON type errors and rule violations, as one list of field names.
-    fn violated_fields(input: Result<RawInteraction, Vec<FieldViolation>>) -> Vec<String> {
+    fn violated_fields(input: Parsed) -> Vec<String> {
         match input.and_then(|raw| validate(raw, now())) {
             Ok(_) => Vec::new(),
             Err(v) => {
@@ -718,7 +721,7 @@ mod tests {
         let json = |v: Value| RawInteraction::from_json(&v);
         let long_key = "k".repeat(129);
         let long_key_field = format!("attributes.{long_key}");
-        let cases: Vec<(&str, Result<RawInteraction, Vec<FieldViolation>>, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Parsed, Vec<&str>)> = vec![
             // Identifiers.
             (
                 "interaction_id missing",

@@ -237,10 +237,11 @@ fn is_prefix_char(c: u8) -> bool {
     matches!(c, b'+' | b'(')
 }
 
-/// A space or a '+' separates "words" of a number (`020 7946 0958`), other
-/// separators join parts of one word (`555-123-4567`).
+/// A space separates "words" of a number (`020 7946 0958`), other separators
+/// join parts of one word (`555-123-4567`). A '+' glued to the digits before
+/// it (`…4567+44…`) does not start a new word: neither side can be told apart.
 fn is_chunk_break(sep: &[u8]) -> bool {
-    sep.iter().any(|&c| c == b' ' || c == b'+')
+    sep.contains(&b' ')
 }
 
 /// Digits `start..end`, preceded by the separator `sep_start..start` (for the
@@ -788,6 +789,41 @@ mod tests {
         assert_eq!(redacted("5551234567@example.com"), "[email]");
         // The '+' after the address opens an international number.
         assert_eq!(redacted("a@b.com+5551234567"), "[email][phone]");
+    }
+
+    #[test]
+    fn a_plus_glued_between_numbers_joins_them() {
+        // Found by the idempotence property: redacting only the left number
+        // would expose the right one to the second pass.
+        let text = "0000000000+0000000000";
+        assert_eq!(redacted(text), text);
+    }
+
+    #[test]
+    fn adversarial_inputs_stay_linear() {
+        // Each would take seconds if a scanner restarted inside long runs.
+        for unit in [
+            "1 ",
+            "1-",
+            "12 ",
+            "+1 ",
+            "(1) ",
+            "a@",
+            "a.",
+            "@a.",
+            "a@b.",
+            "555-123-4567 ",
+        ] {
+            let text = unit.repeat(200_000 / unit.len());
+            let started = std::time::Instant::now();
+            let once = redacted(&text);
+            assert_eq!(redacted(&once), once, "{unit:?}");
+            assert!(
+                started.elapsed().as_secs() < 5,
+                "{unit:?} took {:?}",
+                started.elapsed()
+            );
+        }
     }
 
     #[test]

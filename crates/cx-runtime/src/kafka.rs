@@ -182,3 +182,68 @@ impl DeadLetter<'_> {
         Ok(())
     }
 }
+
+/// A producer that replaces itself after a fatal error.
+///
+/// An idempotent producer can hit an error librdkafka calls fatal (the
+/// broker fenced its producer id after a timed-out batch, a sequence gap…);
+/// from then on every send fails and the documented remedy is a new
+/// instance. Sends made before the swap finish on the old instance.
+pub struct SharedProducer {
+    kafka: KafkaConfig,
+    client_id: String,
+    current: std::sync::RwLock<std::sync::Arc<FutureProducer>>,
+}
+
+impl SharedProducer {
+    pub fn new(kafka: &KafkaConfig, client_id: &str) -> Result<SharedProducer, KafkaError> {
+        Ok(SharedProducer {
+            kafka: kafka.clone(),
+            client_id: client_id.to_string(),
+            current: std::sync::RwLock::new(std::sync::Arc::new(producer(kafka, client_id)?)),
+        })
+    }
+
+    pub fn get(&self) -> std::sync::Arc<FutureProducer> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Call after sends failed on `used` with `errors`: when the producer is
+    /// in a fatal state, or the broker refused its producer id or epoch (a
+    /// state it never leaves by itself), a fresh producer takes its place
+    /// if `used` is still current.
+    pub fn recover_if_broken(&self, used: &std::sync::Arc<FutureProducer>, errors: &[KafkaError]) {
+        let fatal = used
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code:?}: {reason}"));
+        let fenced = errors.iter().find_map(|e| match e.rdkafka_error_code() {
+            Some(
+                code @ (RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber),
+            ) => Some(format!("{code:?}")),
+            _ => None,
+        });
+        let Some(reason) = fatal.or(fenced) else {
+            return;
+        };
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if !std::sync::Arc::ptr_eq(&current, used) {
+            return; // another caller already replaced it
+        }
+        match producer(&self.kafka, &self.client_id) {
+            Ok(fresh) => {
+                tracing::warn!(%reason, "kafka producer can no longer produce; replaced it");
+                metrics::counter!(crate::telemetry::KAFKA_PRODUCER_RESETS_TOTAL).increment(1);
+                *current = std::sync::Arc::new(fresh);
+            }
+            Err(error) => tracing::error!(%error, "cannot create a replacement kafka producer"),
+        }
+    }
+}

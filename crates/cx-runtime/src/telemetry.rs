@@ -12,6 +12,7 @@ use crate::config::LogFormat;
 pub const AUTH_REFUSED_TOTAL: &str = "cx_auth_refused_total";
 pub const KAFKA_PRODUCED_TOTAL: &str = "cx_kafka_produced_total";
 pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "cx_kafka_produce_errors_total";
+pub const KAFKA_PRODUCER_RESETS_TOTAL: &str = "cx_kafka_producer_resets_total";
 pub const KAFKA_CONSUMED_TOTAL: &str = "cx_kafka_consumed_total";
 pub const DEADLETTER_TOTAL: &str = "cx_deadletter_total";
 pub const READY: &str = "cx_ready";

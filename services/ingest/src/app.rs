@@ -91,7 +91,7 @@ impl IngestApp {
         let grpc_listener = bind(config.grpc_addr).await?;
         let http_listener = bind(config.http_addr).await?;
 
-        let producer = kafka::producer(&config.kafka, "cx-ingest")?;
+        let producer = kafka::SharedProducer::new(&config.kafka, "cx-ingest")?;
         let redis = RedisPool::new(&config.redis_url)?;
         let dedupe = DedupeStore::new(
             redis.clone(),
@@ -206,7 +206,7 @@ impl IngestApp {
         })
         .await;
         background.cancel();
-        let flush_producer = ingestor.producer().clone();
+        let flush_producer = ingestor.producer().get();
         let flush_timeout = config.shutdown_grace;
         let flushed =
             tokio::task::spawn_blocking(move || flush_producer.flush(flush_timeout)).await;
@@ -258,10 +258,9 @@ async fn watch_dependencies(
                 }
             }
         }
-        let (kafka_state, redis_state) = tokio::join!(
-            kafka::probe_topic(ingestor.producer(), &topic),
-            redis.ping()
-        );
+        let producer = ingestor.producer().get();
+        let (kafka_state, redis_state) =
+            tokio::join!(kafka::probe_topic(&producer, &topic), redis.ping());
         readiness.report("kafka", kafka_state);
         readiness.report("redis", redis_state);
     }

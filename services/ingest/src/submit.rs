@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use cx_domain::Interaction;
 use cx_proto::prost::Message;
+use cx_runtime::kafka::SharedProducer;
 use futures::future::join_all;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::convert;
 use crate::dedupe::{Claim, DedupeStore};
@@ -27,7 +29,7 @@ pub enum Outcome {
 }
 
 pub struct Ingestor {
-    producer: FutureProducer,
+    producer: SharedProducer,
     topic: String,
     dedupe: DedupeStore,
     /// How long to wait for a concurrent request holding the same id.
@@ -36,7 +38,7 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(
-        producer: FutureProducer,
+        producer: SharedProducer,
         topic: String,
         dedupe: DedupeStore,
         in_flight_wait: Duration,
@@ -49,7 +51,7 @@ impl Ingestor {
         }
     }
 
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &SharedProducer {
         &self.producer
     }
 
@@ -156,6 +158,7 @@ impl Ingestor {
             return Vec::new();
         }
         let ingested_at = time::OffsetDateTime::now_utc();
+        let producer = self.producer.get();
         let deliveries = claimed.iter().map(|&index| {
             let item = &items[index];
             let payload = convert::to_proto(item, ingested_at).encode_to_vec();
@@ -166,18 +169,15 @@ impl Ingestor {
                     key: "cx-interaction-id",
                     value: Some(item.interaction_id.as_str()),
                 }));
-            let sent = self
-                .producer
-                .send_result(record)
-                .map_err(|(error, _)| error);
+            let sent = producer.send_result(record).map_err(|(error, _)| error);
             async move {
                 match sent {
                     Ok(delivery) => match delivery.await {
                         Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(error.to_string()),
-                        Err(_canceled) => Err("producer shut down".to_string()),
+                        Ok(Err((error, _))) => Err(error),
+                        Err(_canceled) => Err(KafkaError::Canceled),
                     },
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => Err(error),
                 }
             }
         });
@@ -185,6 +185,7 @@ impl Ingestor {
 
         let mut published = Vec::new();
         let mut failed = Vec::new();
+        let mut errors = Vec::new();
         let mut out = Vec::with_capacity(claimed.len());
         for (&index, result) in claimed.iter().zip(results) {
             let id = items[index].interaction_id.as_str();
@@ -199,10 +200,12 @@ impl Ingestor {
                         index,
                         Outcome::Unavailable(format!("kafka unavailable: {error}")),
                     ));
+                    errors.push(error);
                 }
             }
         }
         if !failed.is_empty() {
+            self.producer.recover_if_broken(&producer, &errors);
             tracing::warn!(
                 failed = failed.len(),
                 "kafka refused records; releasing their claims"
