@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod grpc;
 pub mod kafka;
