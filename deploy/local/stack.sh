@@ -26,6 +26,9 @@ as_root() {
 }
 
 install() {
+  if ! command -v curl >/dev/null 2>&1; then
+    as_root apt-get install -y curl >/dev/null 2>&1 || { as_root apt-get update >/dev/null; as_root apt-get install -y curl >/dev/null; }
+  fi
   if ! command -v redis-server >/dev/null 2>&1; then
     log "installing redis-server (apt-get)"
     as_root apt-get install -y redis-server >/dev/null 2>&1 || {
