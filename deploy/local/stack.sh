@@ -26,9 +26,16 @@ as_root() {
 }
 
 install() {
-  if ! command -v curl >/dev/null 2>&1; then
-    as_root apt-get install -y curl >/dev/null 2>&1 || { as_root apt-get update >/dev/null; as_root apt-get install -y curl >/dev/null; }
-  fi
+  local tool
+  for tool in curl openssl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      log "installing $tool (apt-get)"
+      as_root apt-get install -y "$tool" >/dev/null 2>&1 || {
+        as_root apt-get update >/dev/null
+        as_root apt-get install -y "$tool" >/dev/null
+      }
+    fi
+  done
   if ! command -v redis-server >/dev/null 2>&1; then
     log "installing redis-server (apt-get)"
     as_root apt-get install -y redis-server >/dev/null 2>&1 || {

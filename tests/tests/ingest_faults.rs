@@ -98,83 +98,156 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     ingest.stop().await;
 }
 
+/// cx-ingest as a real process on fixed free ports, with this test's names.
+struct IngestProcess {
+    child: tokio::process::Child,
+    base: String,
+    config_path: std::path::PathBuf,
+}
+
+impl IngestProcess {
+    async fn start(iso: &Isolation, extra_ingest_settings: &str) -> IngestProcess {
+        let (grpc_port, http_port) = (free_port(), free_port());
+        let config_path = std::env::temp_dir().join(format!("{}.toml", unique("cx-ingest")));
+        let toml = iso
+            .config_toml(&brokers(), &redis_url())
+            .replace(
+                "grpc_addr = \"127.0.0.1:0\"",
+                &format!("grpc_addr = \"127.0.0.1:{grpc_port}\""),
+            )
+            .replace(
+                "http_addr = \"127.0.0.1:0\"",
+                &format!("http_addr = \"127.0.0.1:{http_port}\"\n{extra_ingest_settings}"),
+            );
+        std::fs::write(&config_path, toml).unwrap();
+        let mut process = IngestProcess {
+            child: Self::spawn(&config_path),
+            base: format!("http://127.0.0.1:{http_port}"),
+            config_path,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    fn spawn(config_path: &std::path::Path) -> tokio::process::Child {
+        tokio::process::Command::new(binary("cx-ingest"))
+            .env("CX_CONFIG", config_path)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start cx-ingest")
+    }
+
+    async fn restart(&mut self) {
+        self.child = Self::spawn(&self.config_path);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let url = format!("{}/readyz", self.base);
+        wait_until(Duration::from_secs(60), "cx-ingest ready", || {
+            let url = url.clone();
+            async move { http_status(&url).await == Some(200) }
+        })
+        .await;
+    }
+}
+
+impl Drop for IngestProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+/// Four clients sending batches of 50 until refused; what was attempted and
+/// what was acknowledged.
+struct Load {
+    attempted: Arc<Mutex<Vec<Value>>>,
+    acknowledged: Arc<Mutex<HashSet<String>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(base: &str) -> Load {
+        let attempted = Arc::new(Mutex::new(Vec::new()));
+        let acknowledged = Arc::new(Mutex::new(HashSet::<String>::new()));
+        let mut workers = Vec::new();
+        for worker in 0..4 {
+            let (attempted, acknowledged) = (attempted.clone(), acknowledged.clone());
+            let url = format!("{base}/v1/interactions:batch");
+            workers.push(tokio::spawn(async move {
+                for round in 0.. {
+                    let items: Vec<Value> = (0..50)
+                        .map(|k| {
+                            interaction_json(&format!("w{worker}-r{round}-{k}"), &format!("c{k}"))
+                        })
+                        .collect();
+                    attempted.lock().unwrap().extend(items.iter().cloned());
+                    match post(&url, &json!({ "interactions": items })).await {
+                        Ok((200, body)) => {
+                            let mut acked = acknowledged.lock().unwrap();
+                            for result in body["results"].as_array().unwrap() {
+                                if result["status"] == "accepted" {
+                                    acked.insert(
+                                        result["interaction_id"].as_str().unwrap().to_string(),
+                                    );
+                                }
+                            }
+                        }
+                        // Refused while draining, or the server is gone: stop.
+                        Ok(_) | Err(_) => return,
+                    }
+                }
+            }));
+        }
+        Load {
+            attempted,
+            acknowledged,
+            workers,
+        }
+    }
+
+    async fn wait_acknowledged(&self, at_least: usize) {
+        wait_until(Duration::from_secs(30), "interactions acknowledged", || {
+            let n = self.acknowledged.lock().unwrap().len();
+            async move { n >= at_least }
+        })
+        .await;
+    }
+
+    async fn finish(self) -> (Vec<Value>, HashSet<String>) {
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        let attempted = self.attempted.lock().unwrap().clone();
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        (attempted, acknowledged)
+    }
+}
+
+fn ids_on(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.interaction().interaction_id)
+        .collect()
+}
+
 #[tokio::test]
 async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on_the_topic() {
     require_stack().await;
     let iso = Isolation::new();
-    let (grpc_port, http_port) = (free_port(), free_port());
-    let config_path = std::env::temp_dir().join(format!("{}.toml", unique("cx-ingest-sigterm")));
-    let toml = iso
-        .config_toml(&brokers(), &redis_url())
-        .replace(
-            "grpc_addr = \"127.0.0.1:0\"",
-            &format!("grpc_addr = \"127.0.0.1:{grpc_port}\""),
-        )
-        .replace(
-            "http_addr = \"127.0.0.1:0\"",
-            &format!("http_addr = \"127.0.0.1:{http_port}\""),
-        );
-    std::fs::write(&config_path, toml).unwrap();
-    let mut child = tokio::process::Command::new(binary("cx-ingest"))
-        .env("CX_CONFIG", &config_path)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start cx-ingest");
-    let base = format!("http://127.0.0.1:{http_port}");
-    wait_until(Duration::from_secs(60), "cx-ingest ready", || {
-        let url = format!("{base}/readyz");
-        async move { http_status(&url).await == Some(200) }
-    })
-    .await;
+    let mut ingest = IngestProcess::start(&iso, "").await;
+    let load = Load::start(&ingest.base);
+    load.wait_acknowledged(500).await;
 
-    let acknowledged = Arc::new(Mutex::new(HashSet::<String>::new()));
-    let mut workers = Vec::new();
-    for worker in 0..4 {
-        let acknowledged = acknowledged.clone();
-        let url = format!("{base}/v1/interactions:batch");
-        workers.push(tokio::spawn(async move {
-            for round in 0.. {
-                let items: Vec<Value> = (0..50)
-                    .map(|k| interaction_json(&format!("w{worker}-r{round}-{k}"), &format!("c{k}")))
-                    .collect();
-                match post(&url, &json!({ "interactions": items })).await {
-                    Ok((200, body)) => {
-                        let mut acked = acknowledged.lock().unwrap();
-                        for result in body["results"].as_array().unwrap() {
-                            if result["status"] == "accepted" {
-                                acked
-                                    .insert(result["interaction_id"].as_str().unwrap().to_string());
-                            }
-                        }
-                    }
-                    // Refused while draining, or the server is gone: stop.
-                    Ok(_) | Err(_) => return round,
-                }
-            }
-            unreachable!()
-        }));
-    }
-    wait_until(
-        Duration::from_secs(30),
-        "some interactions acknowledged",
-        || {
-            let n = acknowledged.lock().unwrap().len();
-            async move { n >= 500 }
-        },
-    )
-    .await;
-    signal(child.id().expect("pid"), "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+    signal(ingest.child.id().expect("pid"), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), ingest.child.wait())
         .await
         .expect("cx-ingest exits within the grace period")
         .unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains and exits 0");
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    let (_, acked) = load.finish().await;
 
-    let acked = acknowledged.lock().unwrap().clone();
     let records = read_topic(
         &brokers(),
         &iso.topic("cx.interactions.v1"),
@@ -183,10 +256,8 @@ async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on
         Duration::from_secs(60),
     )
     .await;
-    let on_topic: HashSet<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
+    let ids = ids_on(&records);
+    let on_topic: HashSet<String> = ids.iter().cloned().collect();
     let missing: Vec<&String> = acked.difference(&on_topic).collect();
     assert!(
         missing.is_empty(),
@@ -194,10 +265,76 @@ async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on
         missing.len(),
         missing.first()
     );
-    assert_eq!(
-        records.len(),
-        on_topic.len(),
-        "no interaction published twice"
-    );
-    let _ = std::fs::remove_file(config_path);
+    assert_eq!(ids.len(), on_topic.len(), "no interaction published twice");
+}
+
+#[tokio::test]
+async fn kill_9_during_load_then_client_retries_publish_everything_and_acknowledged_ones_once() {
+    require_stack().await;
+    let iso = Isolation::new();
+    // Short leases so the retries after the crash need not wait 30 s.
+    let mut ingest = IngestProcess::start(&iso, "claim_lease_s = 1").await;
+    let load = Load::start(&ingest.base);
+    load.wait_acknowledged(500).await;
+
+    signal(ingest.child.id().expect("pid"), "KILL");
+    let _ = ingest.child.wait().await;
+    let (attempted, acked) = load.finish().await;
+
+    // The clients retry everything they sent once the service is back.
+    ingest.restart().await;
+    let url = format!("{}/v1/interactions", ingest.base);
+    let mut outcomes: Vec<(String, Value)> = Vec::new();
+    for item in &attempted {
+        let id = item["interaction_id"].as_str().unwrap().to_string();
+        let mut answer = None;
+        for _ in 0..50 {
+            let (status, body) = post(&url, item).await.unwrap();
+            if status == 202 {
+                answer = Some(body);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        outcomes.push((id, answer.expect("every retry eventually answered 202")));
+    }
+    for (id, body) in &outcomes {
+        if acked.contains(id) {
+            assert_eq!(
+                body["duplicate"], true,
+                "{id} was acknowledged before the crash"
+            );
+        }
+    }
+
+    let records = read_topic(
+        &brokers(),
+        &iso.topic("cx.interactions.v1"),
+        attempted.len(),
+        Duration::from_millis(2000),
+        Duration::from_secs(60),
+    )
+    .await;
+    let ids = ids_on(&records);
+    let mut copies: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for id in &ids {
+        *copies.entry(id.as_str()).or_default() += 1;
+    }
+    for (id, _) in &outcomes {
+        assert!(
+            copies.contains_key(id.as_str()),
+            "{id} never reached the topic"
+        );
+    }
+    for id in &acked {
+        assert_eq!(
+            copies[id.as_str()],
+            1,
+            "{id} acknowledged once, published once"
+        );
+    }
+    // Only what was in flight at the kill (at most 4 batches of 50) may have
+    // a second copy; consumers count interaction_ids once.
+    let twice = copies.values().filter(|n| **n > 1).count();
+    assert!(twice <= 200, "{twice} interactions on the topic twice");
 }

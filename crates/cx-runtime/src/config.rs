@@ -81,6 +81,13 @@ pub struct KafkaConfig {
     pub topics: Topics,
 }
 
+/// PEM files of a server certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -105,6 +112,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Tokio worker threads; four services, a broker and Redis share few cores.
     pub worker_threads: usize,
+    /// Serve gRPC and HTTP over TLS with this certificate chain and key.
+    pub tls: Option<TlsFiles>,
     /// The whole TOML file (empty without one), for service-specific sections.
     pub file: toml::Table,
 }
@@ -142,6 +151,7 @@ struct FileShared {
     redis: FileRedis,
     auth: FileAuth,
     log: FileLog,
+    tls: FileTls,
     alerting: FileServiceAddrs,
     ingest: FileServiceAddrs,
     scoring: FileServiceAddrs,
@@ -171,6 +181,13 @@ struct FileRedis {
 #[serde(default)]
 struct FileAuth {
     tokens: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileTls {
+    cert: Option<String>,
+    key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +323,23 @@ impl Config {
             None => shared.worker_threads.unwrap_or(2),
         };
 
+        let tls = match (
+            env_get("CX_TLS_CERT").or(shared.tls.cert),
+            env_get("CX_TLS_KEY").or(shared.tls.key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "CX_TLS_CERT/CX_TLS_KEY",
+                    "give both the certificate and the key, or neither",
+                ))
+            }
+        };
+
         Ok(Config {
             service,
             kafka: KafkaConfig {
@@ -331,6 +365,7 @@ impl Config {
             log_format,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             worker_threads,
+            tls,
             file,
         })
     }

@@ -12,8 +12,10 @@ pub mod grpc;
 pub mod kafka;
 pub mod main_support;
 pub mod redis_pool;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use admin::Readiness;
 pub use config::{Config, ConfigError, ServiceName};

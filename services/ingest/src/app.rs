@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use cx_proto::v1::ingest_service_server::IngestServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
+use cx_runtime::server::{flush_producer, grpc_builder, Listeners, ServerError, Serving};
 use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
-use rdkafka::producer::Producer;
 use serde::Deserialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, GrpcIngest};
@@ -19,23 +18,14 @@ use crate::submit::Ingestor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
     #[error("kafka client: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
     #[error(transparent)]
     Config(#[from] cx_runtime::ConfigError),
-    #[error("grpc server: {0}")]
-    Grpc(#[from] tonic::transport::Error),
-    #[error("reflection: {0}")]
-    Reflection(#[from] cx_runtime::grpc::ReflectionError),
-    #[error("http server: {0}")]
-    Http(std::io::Error),
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 /// `[ingest]` section of the config file.
@@ -66,8 +56,7 @@ impl Default for IngestSettings {
 
 pub struct IngestApp {
     config: Config,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
+    listeners: Listeners,
     ingestor: Arc<Ingestor>,
     redis: RedisPool,
     readiness: Readiness,
@@ -83,13 +72,7 @@ impl IngestApp {
             }
             .into());
         }
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| IngestError::Bind { addr, source })
-        };
-        let grpc_listener = bind(config.grpc_addr).await?;
-        let http_listener = bind(config.http_addr).await?;
+        let listeners = Listeners::bind(&config).await?;
 
         let producer = kafka::SharedProducer::new(&config.kafka, "cx-ingest")?;
         let redis = RedisPool::new(&config.redis_url)?;
@@ -111,8 +94,7 @@ impl IngestApp {
         }
         Ok(IngestApp {
             config,
-            grpc_listener,
-            http_listener,
+            listeners,
             ingestor,
             redis,
             readiness,
@@ -120,11 +102,11 @@ impl IngestApp {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener.local_addr().expect("bound listener")
+        self.listeners.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener.local_addr().expect("bound listener")
+        self.listeners.http_addr()
     }
 
     pub fn readiness(&self) -> Readiness {
@@ -137,15 +119,14 @@ impl IngestApp {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), IngestError> {
         let IngestApp {
             config,
-            grpc_listener,
-            http_listener,
+            listeners,
             ingestor,
             redis,
             readiness,
         } = self;
         tracing::info!(
-            grpc = %grpc_listener.local_addr().map_err(IngestError::Http)?,
-            http = %http_listener.local_addr().map_err(IngestError::Http)?,
+            grpc = %listeners.grpc_addr(),
+            http = %listeners.http_addr(),
             topic = %config.kafka.topics.interactions,
             "cx-ingest starting"
         );
@@ -173,58 +154,31 @@ impl IngestApp {
             ingestor: ingestor.clone(),
         })
         .max_decoding_message_size(api::MAX_BATCH_BODY_BYTES + 64 * 1024);
-        let grpc_server = tonic::transport::Server::builder()
+        let grpc_server = grpc_builder(&config)?
             .layer(auth.clone())
             .add_service(health_service)
-            .add_service(grpc::reflection()?)
+            .add_service(grpc::reflection().map_err(ServerError::from)?)
             .add_service(ingest_service)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
                 shutdown.clone().cancelled_owned(),
             );
-
-        let http_app = api::http_routes(ingestor.clone())
+        let http_router = api::http_routes(ingestor.clone())
             .layer(auth)
             .merge(admin::router(readiness.clone()));
-        let http_server = axum::serve(http_listener, http_app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-
-        let grpc_task = tokio::spawn(grpc_server);
-        let http_task = tokio::spawn(async move { http_server.await });
+        let serving = Serving::start(
+            &config,
+            grpc_server,
+            listeners.http,
+            http_router,
+            shutdown.clone().cancelled_owned(),
+        );
 
         shutdown.cancelled().await;
-        readiness.set_draining();
-        let _ = health_reporter;
-        tracing::info!(
-            grace_s = config.shutdown_grace.as_secs(),
-            "draining in-flight requests"
-        );
-        let drained = tokio::time::timeout(config.shutdown_grace, async {
-            let grpc = grpc_task.await;
-            let http = http_task.await;
-            (grpc, http)
-        })
-        .await;
+        let drained = serving.drain(&readiness, config.shutdown_grace).await;
         background.cancel();
-        let flush_producer = ingestor.producer().get();
-        let flush_timeout = config.shutdown_grace;
-        let flushed =
-            tokio::task::spawn_blocking(move || flush_producer.flush(flush_timeout)).await;
-        match drained {
-            Ok((grpc, http)) => {
-                if let Ok(Err(error)) = grpc {
-                    return Err(IngestError::Grpc(error));
-                }
-                if let Ok(Err(error)) = http {
-                    return Err(IngestError::Http(error));
-                }
-            }
-            Err(_) => tracing::warn!("grace period over with requests still in flight"),
-        }
-        if let Ok(Err(error)) = flushed {
-            tracing::warn!(%error, "producer flush incomplete");
-        }
-        Ok(())
+        flush_producer(ingestor.producer().get(), config.shutdown_grace).await;
+        Ok(drained?)
     }
 }
 

@@ -1,0 +1,138 @@
+//! Serving a service's two ports and draining them: the part of every
+//! service's `run_until_stopped` that is the same everywhere.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::tls::{self, TlsError};
+use crate::Readiness;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("grpc server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// The gRPC and HTTP listeners, bound at build time (port 0 in tests).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })
+        };
+        Ok(Listeners {
+            grpc: bind(config.grpc_addr).await?,
+            http: bind(config.http_addr).await?,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("bound listener")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener")
+    }
+}
+
+/// A tonic server builder with TLS when configured.
+pub fn grpc_builder(config: &Config) -> Result<tonic::transport::Server, ServerError> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = &config.tls {
+        builder = builder.tls_config(tls::grpc_config(files)?)?;
+    }
+    Ok(builder)
+}
+
+/// Both servers, running.
+pub struct Serving {
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    http: JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl Serving {
+    /// Spawns the gRPC server future and the HTTP router (TLS when
+    /// configured); both stop taking work when `stop` completes.
+    pub fn start<G>(
+        config: &Config,
+        grpc: G,
+        http_listener: TcpListener,
+        http_router: axum::Router,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Serving
+    where
+        G: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    {
+        Serving {
+            grpc: tokio::spawn(grpc),
+            http: tokio::spawn(tls::serve_http(
+                http_listener,
+                http_router,
+                config.tls.clone(),
+                stop,
+            )),
+        }
+    }
+
+    /// Call once shutdown began: not-ready, then wait (up to `grace`) for
+    /// requests in hand to finish.
+    pub async fn drain(
+        self,
+        readiness: &Readiness,
+        grace: std::time::Duration,
+    ) -> Result<(), ServerError> {
+        readiness.set_draining();
+        tracing::info!(grace_s = grace.as_secs(), "draining in-flight requests");
+        let drained =
+            tokio::time::timeout(grace, async { (self.grpc.await, self.http.await) }).await;
+        match drained {
+            Ok((grpc, http)) => {
+                if let Ok(Err(error)) = grpc {
+                    return Err(ServerError::Grpc(error));
+                }
+                if let Ok(Err(error)) = http {
+                    return Err(ServerError::Http(error));
+                }
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!("grace period over with requests still in flight");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Flushes a producer off the async threads (librdkafka's flush blocks).
+pub async fn flush_producer(
+    producer: std::sync::Arc<rdkafka::producer::FutureProducer>,
+    timeout: std::time::Duration,
+) {
+    use rdkafka::producer::Producer;
+    match tokio::task::spawn_blocking(move || producer.flush(timeout)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "producer flush incomplete"),
+        Err(error) => tracing::warn!(%error, "producer flush task failed"),
+    }
+}

@@ -1,0 +1,255 @@
+//! The scoring service as a library: build from a [`Config`], run until
+//! the token is cancelled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cx_analytics::tags::{Taxonomy, TaxonomyError};
+use cx_domain::DetractorThresholds;
+use cx_proto::v1::metrics_service_server::MetricsServiceServer;
+use cx_runtime::auth::{AuthLayer, Scope};
+use cx_runtime::consumer::{self, ConsumerSettings};
+use cx_runtime::kafka::SharedProducer;
+use cx_runtime::server::{flush_producer, grpc_builder, Listeners, ServerError, Serving};
+use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::GrpcMetrics;
+use crate::pipeline::ScoringHandler;
+use crate::score::Scorer;
+use crate::store::WindowStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
+    #[error(transparent)]
+    Config(#[from] cx_runtime::ConfigError),
+    #[error("scoring.taxonomy: {0}")]
+    Taxonomy(#[from] TaxonomyError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// `[scoring]` section of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoringSettings {
+    pub grpc_addr: Option<String>,
+    pub http_addr: Option<String>,
+    /// Consumer group: replicas sharing it split the partitions.
+    pub group_id: String,
+    pub max_batch: usize,
+    pub detractor: DetractorThresholds,
+    /// Replaces the built-in contact-centre taxonomy when given.
+    pub taxonomy: Option<Taxonomy>,
+}
+
+impl Default for ScoringSettings {
+    fn default() -> Self {
+        ScoringSettings {
+            grpc_addr: None,
+            http_addr: None,
+            group_id: "cx-scoring".into(),
+            max_batch: 500,
+            detractor: DetractorThresholds::default(),
+            taxonomy: None,
+        }
+    }
+}
+
+pub struct ScoringApp {
+    config: Config,
+    settings: ScoringSettings,
+    listeners: Listeners,
+    scorer: Arc<Scorer>,
+    store: WindowStore,
+    producer: Arc<SharedProducer>,
+    readiness: Readiness,
+}
+
+impl ScoringApp {
+    pub async fn build(config: Config) -> Result<ScoringApp, ScoringError> {
+        let settings: ScoringSettings = config.section("scoring")?;
+        let taxonomy = settings
+            .taxonomy
+            .clone()
+            .unwrap_or_else(Taxonomy::contact_centre_default);
+        let scorer = Arc::new(Scorer::new(&taxonomy, settings.detractor)?);
+        let listeners = Listeners::bind(&config).await?;
+        let redis = RedisPool::new(&config.redis_url)?;
+        let store = WindowStore::new(redis, &config.redis_key_prefix);
+        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-scoring")?);
+        let readiness = Readiness::default();
+        for check in ["kafka", "redis", "pipeline"] {
+            readiness.register(check);
+        }
+        readiness.report("pipeline", Ok(()));
+        Ok(ScoringApp {
+            config,
+            settings,
+            listeners,
+            scorer,
+            store,
+            producer,
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listeners.grpc_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listeners.http_addr()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Consumes and serves until `shutdown`; then stops polling, finishes
+    /// and commits the batch in hand, drains the servers, flushes.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), ScoringError> {
+        let ScoringApp {
+            config,
+            settings,
+            listeners,
+            scorer,
+            store,
+            producer,
+            readiness,
+        } = self;
+        let topics = config.kafka.topics.clone();
+        tracing::info!(
+            grpc = %listeners.grpc_addr(),
+            http = %listeners.http_addr(),
+            source = %topics.interactions,
+            group = %settings.group_id,
+            "cx-scoring starting"
+        );
+
+        let background = CancellationToken::new();
+        tokio::spawn(watch_dependencies(
+            config.clone(),
+            producer.clone(),
+            store.redis().clone(),
+            readiness.clone(),
+            background.clone(),
+        ));
+
+        // The consumer starts once its topics exist; it stops on shutdown.
+        let consumer_stop = shutdown.clone();
+        let consumer_task = {
+            let config = config.clone();
+            let readiness = readiness.clone();
+            let mut handler = ScoringHandler {
+                scorer,
+                store: store.clone(),
+                producer: producer.clone(),
+                scored_topic: topics.scored.clone(),
+                deadletter_topic: topics.deadletter.clone(),
+                readiness: readiness.clone(),
+            };
+            let consumer_settings = ConsumerSettings {
+                max_batch: settings.max_batch,
+                ..ConsumerSettings::new(
+                    settings.group_id.clone(),
+                    vec![topics.interactions.clone()],
+                )
+            };
+            tokio::spawn(async move {
+                if !wait_for_topics(&config, &consumer_stop).await {
+                    return Ok(());
+                }
+                let stream = consumer::consumer(&config.kafka, &consumer_settings)?;
+                consumer::run(&stream, &consumer_settings, &mut handler, &consumer_stop).await
+            })
+        };
+
+        let auth = AuthLayer::new(
+            config.auth.clone(),
+            grpc::policy(&[("/cx.v1.MetricsService/", Scope::MetricsRead)]),
+        );
+        let (health_reporter, health_service) = grpc::health();
+        health_reporter
+            .set_serving::<MetricsServiceServer<GrpcMetrics>>()
+            .await;
+        let grpc_server = grpc_builder(&config)?
+            .layer(auth)
+            .add_service(health_service)
+            .add_service(grpc::reflection().map_err(ServerError::from)?)
+            .add_service(MetricsServiceServer::new(GrpcMetrics { store }))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+                shutdown.clone().cancelled_owned(),
+            );
+        let serving = Serving::start(
+            &config,
+            grpc_server,
+            listeners.http,
+            admin::router(readiness.clone()),
+            shutdown.clone().cancelled_owned(),
+        );
+
+        shutdown.cancelled().await;
+        readiness.set_draining();
+        match tokio::time::timeout(config.shutdown_grace, consumer_task).await {
+            Ok(Ok(Err(error))) => tracing::error!(%error, "consumer stopped with an error"),
+            Ok(Err(error)) => tracing::error!(%error, "consumer task failed"),
+            Err(_) => tracing::warn!("consumer did not finish its batch within the grace period"),
+            Ok(Ok(Ok(()))) => {}
+        }
+        let drained = serving.drain(&readiness, config.shutdown_grace).await;
+        background.cancel();
+        flush_producer(producer.get(), config.shutdown_grace).await;
+        Ok(drained?)
+    }
+}
+
+/// Creates the topics scoring reads and writes; false when stopped first.
+async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
+    let topics = &config.kafka.topics;
+    let names = [&topics.interactions, &topics.scored, &topics.deadletter];
+    let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match kafka::ensure_topics(&config.kafka, &names).await {
+            Ok(()) => return true,
+            Err(error) => tracing::warn!(%error, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Readiness: Kafka answers for the source topic, Redis answers PING.
+async fn watch_dependencies(
+    config: Config,
+    producer: Arc<SharedProducer>,
+    redis: RedisPool,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
+    let topic = config.kafka.topics.interactions.clone();
+    let mut interval = tokio::time::interval(Duration::from_secs(2));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let producer = producer.get();
+        let (kafka_state, redis_state) =
+            tokio::join!(kafka::probe_topic(&producer, &topic), redis.ping());
+        readiness.report("kafka", kafka_state);
+        readiness.report("redis", redis_state);
+    }
+}

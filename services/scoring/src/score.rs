@@ -1,0 +1,301 @@
+//! Per-interaction scoring, IO-free: score buckets, the detractor flag,
+//! sentiment, topic tags, and what the interaction adds to its windows.
+
+use cx_analytics::sentiment::SentimentScorer;
+use cx_analytics::tags::{TagMatcher, Taxonomy, TaxonomyError};
+use cx_domain::{Ces, CesBucket, Csat, DetractorThresholds, Nps, NpsBucket};
+use cx_proto::v1;
+use cx_windows::Contribution;
+
+/// Why a record cannot be scored (it goes to the dead-letter topic).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Unscorable {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn unscorable(field: &'static str, reason: impl Into<String>) -> Unscorable {
+    Unscorable {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// A scored interaction before the Redis step adds repeat-contact figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub record: v1::ScoredInteraction,
+    pub contribution: Contribution,
+    pub occurred_at_s: i64,
+    /// Window keys: agent, team, queue, channel (empty when absent).
+    pub dimension_keys: [String; 4],
+}
+
+impl Scored {
+    pub fn interaction(&self) -> &v1::Interaction {
+        self.record
+            .interaction
+            .as_ref()
+            .expect("scored records carry their interaction")
+    }
+}
+
+pub struct Scorer {
+    sentiment: SentimentScorer,
+    tags: TagMatcher,
+    thresholds: DetractorThresholds,
+}
+
+impl Scorer {
+    pub fn new(
+        taxonomy: &Taxonomy,
+        thresholds: DetractorThresholds,
+    ) -> Result<Scorer, TaxonomyError> {
+        Ok(Scorer {
+            sentiment: SentimentScorer::new(),
+            tags: taxonomy.compile()?,
+            thresholds,
+        })
+    }
+
+    /// Scores one interaction from cx.interactions.v1. Ingest validated it;
+    /// this re-checks what scoring relies on, since anyone can write to a topic.
+    pub fn score(&self, interaction: v1::Interaction) -> Result<Scored, Unscorable> {
+        if interaction.interaction_id.is_empty() {
+            return Err(unscorable("interaction_id", "is required"));
+        }
+        if interaction.customer_id.is_empty() {
+            return Err(unscorable("customer_id", "is required"));
+        }
+        let occurred_at_s = interaction
+            .occurred_at
+            .as_ref()
+            .map(|t| t.seconds)
+            .ok_or_else(|| unscorable("occurred_at", "is required"))?;
+        let channel = v1::Channel::try_from(interaction.channel)
+            .ok()
+            .and_then(v1::Channel::contract_name)
+            .ok_or_else(|| {
+                unscorable("channel", format!("unknown value {}", interaction.channel))
+            })?;
+        let nps = interaction
+            .nps
+            .map(|v| Nps::new(i64::from(v)))
+            .transpose()
+            .map_err(|e| unscorable("nps", e.to_string()))?;
+        let csat = interaction
+            .csat
+            .map(|v| Csat::new(i64::from(v)))
+            .transpose()
+            .map_err(|e| unscorable("csat", e.to_string()))?;
+        let ces = interaction
+            .ces
+            .map(|v| Ces::new(i64::from(v)))
+            .transpose()
+            .map_err(|e| unscorable("ces", e.to_string()))?;
+
+        let verbatim = interaction
+            .verbatim
+            .as_deref()
+            .filter(|v| !v.trim().is_empty());
+        let sentiment = verbatim.map(|text| self.sentiment.compound(text));
+        let tags: Vec<String> = verbatim
+            .map(|text| {
+                self.tags
+                    .tags(text)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let contribution = Contribution {
+            nps: nps.map(Nps::get),
+            csat: csat.map(Csat::get),
+            ces: ces.map(Ces::get),
+            sentiment,
+            transfers: interaction
+                .transfers
+                .map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
+            resolved: interaction.resolved,
+        };
+        let key = |value: &Option<String>| value.clone().unwrap_or_default();
+        let dimension_keys = [
+            key(&interaction.agent_id),
+            key(&interaction.team_id),
+            key(&interaction.queue_id),
+            channel.to_string(),
+        ];
+        let record = v1::ScoredInteraction {
+            nps_category: match nps.map(Nps::bucket) {
+                None => v1::NpsCategory::Unspecified,
+                Some(NpsBucket::Promoter) => v1::NpsCategory::Promoter,
+                Some(NpsBucket::Passive) => v1::NpsCategory::Passive,
+                Some(NpsBucket::Detractor) => v1::NpsCategory::Detractor,
+            } as i32,
+            csat_satisfied: csat.map(Csat::is_satisfied),
+            ces_category: match ces.map(Ces::bucket) {
+                None => v1::CesCategory::Unspecified,
+                Some(CesBucket::Easy) => v1::CesCategory::Easy,
+                Some(CesBucket::Neutral) => v1::CesCategory::Neutral,
+                Some(CesBucket::Hard) => v1::CesCategory::Hard,
+            } as i32,
+            detractor: self.thresholds.is_detractor(nps, csat, ces),
+            sentiment,
+            tags,
+            repeat_contact: false,
+            contacts_in_window: 0,
+            scored_at: None,
+            interaction: Some(interaction),
+        };
+        Ok(Scored {
+            record,
+            contribution,
+            occurred_at_s,
+            dimension_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scorer() -> Scorer {
+        Scorer::new(
+            &Taxonomy::contact_centre_default(),
+            DetractorThresholds::default(),
+        )
+        .unwrap()
+    }
+
+    fn base() -> v1::Interaction {
+        v1::Interaction {
+            interaction_id: "i-1".into(),
+            customer_id: "c-1".into(),
+            occurred_at: Some(cx_proto::prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+            channel: v1::Channel::Voice as i32,
+            queue_id: Some("billing".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn classification_follows_the_contract() {
+        let s = scorer();
+        for (nps, category, detractor) in [
+            (0, v1::NpsCategory::Detractor, true),
+            (6, v1::NpsCategory::Detractor, true),
+            (7, v1::NpsCategory::Passive, false),
+            (8, v1::NpsCategory::Passive, false),
+            (9, v1::NpsCategory::Promoter, false),
+            (10, v1::NpsCategory::Promoter, false),
+        ] {
+            let scored = s
+                .score(v1::Interaction {
+                    nps: Some(nps),
+                    ..base()
+                })
+                .unwrap();
+            assert_eq!(scored.record.nps_category, category as i32, "nps {nps}");
+            assert_eq!(scored.record.detractor, detractor, "nps {nps}");
+        }
+        let csat_two = s
+            .score(v1::Interaction {
+                csat: Some(2),
+                ..base()
+            })
+            .unwrap();
+        assert!(csat_two.record.detractor);
+        assert_eq!(csat_two.record.csat_satisfied, Some(false));
+        let ces_two = s
+            .score(v1::Interaction {
+                ces: Some(2),
+                ..base()
+            })
+            .unwrap();
+        assert!(ces_two.record.detractor);
+        assert_eq!(ces_two.record.ces_category, v1::CesCategory::Hard as i32);
+        let fine = s
+            .score(v1::Interaction {
+                csat: Some(3),
+                ces: Some(5),
+                ..base()
+            })
+            .unwrap();
+        assert!(!fine.record.detractor);
+        assert_eq!(fine.record.ces_category, v1::CesCategory::Easy as i32);
+    }
+
+    #[test]
+    fn verbatim_gets_sentiment_and_tags() {
+        let scored = scorer()
+            .score(v1::Interaction {
+                verbatim: Some(
+                    "I was charged twice and I want to cancel. Terrible service!".into(),
+                ),
+                ..base()
+            })
+            .unwrap();
+        assert!(scored.record.sentiment.unwrap() < -0.05);
+        assert!(
+            scored.record.tags.iter().any(|t| t == "billing"),
+            "{:?}",
+            scored.record.tags
+        );
+        assert!(
+            scored.record.tags.iter().any(|t| t == "cancellation"),
+            "{:?}",
+            scored.record.tags
+        );
+        assert_eq!(scored.contribution.sentiment, scored.record.sentiment);
+        let silent = scorer().score(base()).unwrap();
+        assert_eq!(silent.record.sentiment, None);
+        assert!(silent.record.tags.is_empty());
+    }
+
+    #[test]
+    fn records_scoring_cannot_trust_are_refused_with_the_field() {
+        let s = scorer();
+        assert_eq!(
+            s.score(v1::Interaction {
+                nps: Some(11),
+                ..base()
+            })
+            .unwrap_err()
+            .field,
+            "nps"
+        );
+        assert_eq!(
+            s.score(v1::Interaction {
+                interaction_id: String::new(),
+                ..base()
+            })
+            .unwrap_err()
+            .field,
+            "interaction_id"
+        );
+        assert_eq!(
+            s.score(v1::Interaction {
+                occurred_at: None,
+                ..base()
+            })
+            .unwrap_err()
+            .field,
+            "occurred_at"
+        );
+        assert_eq!(
+            s.score(v1::Interaction {
+                channel: 0,
+                ..base()
+            })
+            .unwrap_err()
+            .field,
+            "channel"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Scoring's metric names and the events that count them.
+
+pub const SCORED_TOTAL: &str = "cx_scoring_scored_total";
+pub const COUNTED_TOTAL: &str = "cx_scoring_counted_total";
+pub const REDELIVERED_TOTAL: &str = "cx_scoring_redelivered_total";
+pub const DEADLETTERED_TOTAL: &str = "cx_scoring_deadlettered_total";
+pub const METRICS_QUERY_SECONDS: &str = "cx_scoring_metrics_query_seconds";
+
+pub fn count_batch(scored: usize, counted: usize) {
+    metrics::counter!(SCORED_TOTAL).increment(scored as u64);
+    metrics::counter!(COUNTED_TOTAL).increment(counted as u64);
+    metrics::counter!(REDELIVERED_TOTAL).increment((scored - counted) as u64);
+}
+
+pub fn count_deadlettered(n: usize) {
+    metrics::counter!(DEADLETTERED_TOTAL).increment(n as u64);
+}
