@@ -118,7 +118,12 @@ tokens = "{WRITER_TOKEN}=ingest:write;{READER_TOKEN}=metrics:read,alerts:read,fo
 [ingest]
 grpc_addr = "127.0.0.1:0"
 http_addr = "127.0.0.1:0"
+[scoring]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+group_id = "cx-scoring-{suffix}"
 "#,
+            suffix = self.topic_suffix,
             interactions = self.topic("cx.interactions.v1"),
             scored = self.topic("cx.scored.v1"),
             alerts = self.topic("cx.alerts.v1"),
@@ -144,31 +149,37 @@ impl Default for Isolation {
     }
 }
 
-/// An in-process cx-ingest on port 0.
-pub struct RunningIngest {
+/// A service started in process on port 0, stopped through its token.
+pub struct RunningService<E> {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<Result<(), cx_ingest::IngestError>>,
+    pub task: tokio::task::JoinHandle<Result<(), E>>,
 }
 
-impl RunningIngest {
-    pub async fn start(config: Config) -> RunningIngest {
+pub type RunningIngest = RunningService<cx_ingest::IngestError>;
+pub type RunningScoring = RunningService<cx_scoring::ScoringError>;
+
+impl<E: std::fmt::Debug + Send + 'static> RunningService<E> {
+    async fn spawn<F, Fut>(
+        grpc_addr: SocketAddr,
+        http_addr: SocketAddr,
+        readiness: cx_runtime::Readiness,
+        run: F,
+    ) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    {
         init_logs();
-        let app = cx_ingest::IngestApp::build(config)
-            .await
-            .expect("ingest builds");
-        let grpc_addr = app.grpc_addr();
-        let http_addr = app.http_addr();
-        let readiness = app.readiness();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        wait_until(Duration::from_secs(60), "ingest ready", || {
+        let task = tokio::spawn(run(shutdown.clone()));
+        wait_until(Duration::from_secs(60), "service ready", || {
             let ready = readiness.is_ready();
             async move { ready }
         })
         .await;
-        RunningIngest {
+        RunningService {
             grpc_addr,
             http_addr,
             shutdown,
@@ -180,12 +191,33 @@ impl RunningIngest {
         format!("http://{}{}", self.http_addr, path)
     }
 
+    /// Cancels and waits for a clean stop (drain included).
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.task
             .await
-            .expect("ingest task")
-            .expect("ingest stops cleanly");
+            .expect("service task")
+            .expect("service stops cleanly");
+    }
+}
+
+impl RunningIngest {
+    pub async fn start(config: Config) -> RunningIngest {
+        let app = cx_ingest::IngestApp::build(config)
+            .await
+            .expect("ingest builds");
+        let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
+        Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
+    }
+}
+
+impl RunningScoring {
+    pub async fn start(config: Config) -> RunningScoring {
+        let app = cx_scoring::ScoringApp::build(config)
+            .await
+            .expect("scoring builds");
+        let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
+        Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
     }
 }
 
@@ -386,6 +418,15 @@ impl PrivateRedis {
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("kill redis");
+        }
+    }
+
+    /// SIGTERM: Redis writes its append-only file and exits, as in a
+    /// planned restart.
+    pub async fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id().expect("redis pid"), "TERM");
+            child.wait().await.expect("redis exits");
         }
     }
 }

@@ -488,6 +488,37 @@ impl SentimentScorer {
     fn tokenize(&self, text: &str, lower: &mut String, tokens: &mut Vec<Token>) {
         lower.clear();
         tokens.clear();
+        if text.is_ascii() {
+            // Fast path for the common case: bytes, no char decoding.
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                while i < bytes.len() && is_ascii_py_space(bytes[i]) {
+                    i += 1;
+                }
+                let start = i;
+                while i < bytes.len() && !is_ascii_py_space(bytes[i]) {
+                    i += 1;
+                }
+                if start == i {
+                    break;
+                }
+                let (mut a, mut b) = (start, i);
+                while a < b && bytes[a].is_ascii_punctuation() {
+                    a += 1;
+                }
+                while b > a && bytes[b - 1].is_ascii_punctuation() {
+                    b -= 1;
+                }
+                let word = if b - a <= 2 {
+                    &text[start..i]
+                } else {
+                    &text[a..b]
+                };
+                self.push_token(word, lower, tokens);
+            }
+            return;
+        }
         for raw in text.split(is_py_space).filter(|w| !w.is_empty()) {
             let stripped = raw.trim_matches(|c: char| c.is_ascii_punctuation());
             let word = if stripped.chars().nth(2).is_none() {
@@ -495,33 +526,42 @@ impl SentimentScorer {
             } else {
                 stripped
             };
-            let lo = lower.len();
-            let upper = if word.is_ascii() {
-                lower.push_str(word);
-                lower[lo..].make_ascii_lowercase();
-                let bytes = word.as_bytes();
-                bytes.iter().any(u8::is_ascii_uppercase)
-                    && !bytes.iter().any(u8::is_ascii_lowercase)
-            } else {
-                // Full Unicode lowering (final sigma included), as str.lower().
-                lower.push_str(&word.to_lowercase());
-                word.chars().any(char::is_uppercase) && !word.chars().any(char::is_lowercase)
-            };
-            let hi = lower.len();
-            let info = self
-                .lex
-                .words
-                .get(&lower[lo..hi])
-                .copied()
-                .unwrap_or_default();
-            tokens.push(Token {
-                lo,
-                hi,
-                upper,
-                info,
-            });
+            self.push_token(word, lower, tokens);
         }
     }
+
+    fn push_token(&self, word: &str, lower: &mut String, tokens: &mut Vec<Token>) {
+        let lo = lower.len();
+        let upper = if word.is_ascii() {
+            lower.push_str(word);
+            lower[lo..].make_ascii_lowercase();
+            let bytes = word.as_bytes();
+            bytes.iter().any(u8::is_ascii_uppercase) && !bytes.iter().any(u8::is_ascii_lowercase)
+        } else {
+            // Full Unicode lowering (final sigma included), as str.lower().
+            lower.push_str(&word.to_lowercase());
+            word.chars().any(char::is_uppercase) && !word.chars().any(char::is_lowercase)
+        };
+        let hi = lower.len();
+        let info = self
+            .lex
+            .words
+            .get(&lower[lo..hi])
+            .copied()
+            .unwrap_or_default();
+        tokens.push(Token {
+            lo,
+            hi,
+            upper,
+            info,
+        });
+    }
+}
+
+/// `is_py_space` for one ASCII byte: \t \n \v \f \r, the information
+/// separators 0x1c–0x1f, and space.
+fn is_ascii_py_space(b: u8) -> bool {
+    matches!(b, b'\t'..=b'\r' | 0x1c..=b' ')
 }
 
 /// Python's `str.isspace()`: Rust's whitespace plus the four ASCII
