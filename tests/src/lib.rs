@@ -103,6 +103,8 @@ brokers = "{brokers}"
 topic_partitions = 3
 [kafka.properties]
 "fetch.wait.max.ms" = "10"
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
 [kafka.topics]
 interactions = "{interactions}"
 scored = "{scored}"
@@ -608,4 +610,85 @@ impl Drop for PrivateBroker {
 /// The HTTP status of a GET, or `None` when nothing answers.
 pub async fn http_status(url: &str) -> Option<u16> {
     reqwest::get(url).await.ok().map(|r| r.status().as_u16())
+}
+
+/// A service as a real process (the built binary) on fixed free ports,
+/// with a test's names, for kill -9 and SIGTERM tests.
+pub struct ServiceProcess {
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:<http port>`
+    pub base: String,
+    pub grpc_addr: SocketAddr,
+    binary: &'static str,
+    config_path: PathBuf,
+}
+
+impl ServiceProcess {
+    /// `section` is the service's config section (`ingest`, `scoring`…);
+    /// `extra_settings` are more lines for it.
+    pub async fn start(
+        binary: &'static str,
+        section: &str,
+        iso: &Isolation,
+        extra_settings: &str,
+    ) -> ServiceProcess {
+        let (grpc_port, http_port) = (free_port(), free_port());
+        let config_path = std::env::temp_dir().join(format!("{}.toml", unique(binary)));
+        let mut file: toml::Table = iso
+            .config_toml(&brokers(), &redis_url())
+            .parse()
+            .expect("test config");
+        let mut own: toml::Table = extra_settings.parse().expect("extra settings");
+        own.insert("grpc_addr".into(), format!("127.0.0.1:{grpc_port}").into());
+        own.insert("http_addr".into(), format!("127.0.0.1:{http_port}").into());
+        let table = file
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("section is a table");
+        table.extend(own);
+        std::fs::write(&config_path, file.to_string()).expect("write config");
+        let mut process = ServiceProcess {
+            child: Self::spawn(binary, &config_path),
+            base: format!("http://127.0.0.1:{http_port}"),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
+            binary,
+            config_path,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    fn spawn(binary_name: &str, config_path: &std::path::Path) -> tokio::process::Child {
+        tokio::process::Command::new(binary(binary_name))
+            .env("CX_CONFIG", config_path)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the service binary")
+    }
+
+    pub async fn restart(&mut self) {
+        self.child = Self::spawn(self.binary, &self.config_path);
+        self.wait_ready().await;
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let url = format!("{}/readyz", self.base);
+        wait_until(Duration::from_secs(60), "service process ready", || {
+            let url = url.clone();
+            async move { http_status(&url).await == Some(200) }
+        })
+        .await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running process")
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config_path);
+    }
 }

@@ -98,67 +98,6 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     ingest.stop().await;
 }
 
-/// cx-ingest as a real process on fixed free ports, with this test's names.
-struct IngestProcess {
-    child: tokio::process::Child,
-    base: String,
-    config_path: std::path::PathBuf,
-}
-
-impl IngestProcess {
-    async fn start(iso: &Isolation, extra_ingest_settings: &str) -> IngestProcess {
-        let (grpc_port, http_port) = (free_port(), free_port());
-        let config_path = std::env::temp_dir().join(format!("{}.toml", unique("cx-ingest")));
-        let toml = iso
-            .config_toml(&brokers(), &redis_url())
-            .replace(
-                "grpc_addr = \"127.0.0.1:0\"",
-                &format!("grpc_addr = \"127.0.0.1:{grpc_port}\""),
-            )
-            .replace(
-                "http_addr = \"127.0.0.1:0\"",
-                &format!("http_addr = \"127.0.0.1:{http_port}\"\n{extra_ingest_settings}"),
-            );
-        std::fs::write(&config_path, toml).unwrap();
-        let mut process = IngestProcess {
-            child: Self::spawn(&config_path),
-            base: format!("http://127.0.0.1:{http_port}"),
-            config_path,
-        };
-        process.wait_ready().await;
-        process
-    }
-
-    fn spawn(config_path: &std::path::Path) -> tokio::process::Child {
-        tokio::process::Command::new(binary("cx-ingest"))
-            .env("CX_CONFIG", config_path)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start cx-ingest")
-    }
-
-    async fn restart(&mut self) {
-        self.child = Self::spawn(&self.config_path);
-        self.wait_ready().await;
-    }
-
-    async fn wait_ready(&mut self) {
-        let url = format!("{}/readyz", self.base);
-        wait_until(Duration::from_secs(60), "cx-ingest ready", || {
-            let url = url.clone();
-            async move { http_status(&url).await == Some(200) }
-        })
-        .await;
-    }
-}
-
-impl Drop for IngestProcess {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.config_path);
-    }
-}
-
 /// Four clients sending batches of 50 until refused; what was attempted and
 /// what was acknowledged.
 struct Load {
@@ -236,7 +175,7 @@ fn ids_on(records: &[Record]) -> Vec<String> {
 async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on_the_topic() {
     require_stack().await;
     let iso = Isolation::new();
-    let mut ingest = IngestProcess::start(&iso, "").await;
+    let mut ingest = ServiceProcess::start("cx-ingest", "ingest", &iso, "").await;
     let load = Load::start(&ingest.base);
     load.wait_acknowledged(500).await;
 
@@ -273,7 +212,7 @@ async fn kill_9_during_load_then_client_retries_publish_everything_and_acknowled
     require_stack().await;
     let iso = Isolation::new();
     // Short leases so the retries after the crash need not wait 30 s.
-    let mut ingest = IngestProcess::start(&iso, "claim_lease_s = 1").await;
+    let mut ingest = ServiceProcess::start("cx-ingest", "ingest", &iso, "claim_lease_s = 1").await;
     let load = Load::start(&ingest.base);
     load.wait_acknowledged(500).await;
 

@@ -99,6 +99,28 @@ async fn produce(config: &Config, items: &[v1::Interaction]) {
     .await;
 }
 
+/// One record per produce request. tansu 0.6 (the local test broker)
+/// serves a fetch from an offset inside a multi-record batch by skipping to
+/// the next batch; Apache Kafka returns the whole batch. Tests that restart
+/// a consumer mid-stream therefore write one record per batch, so the
+/// broker's shortcut cannot hide or cause a loss.
+async fn produce_one_by_one(config: &Config, items: &[v1::Interaction]) {
+    let topic = &config.kafka.topics.interactions;
+    kafka::ensure_topics(&config.kafka, &[topic]).await.unwrap();
+    let producer = kafka::producer(&config.kafka, "cx-test").unwrap();
+    for i in items {
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key(&i.customer_id)
+                    .payload(&i.encode_to_vec()),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+}
+
 async fn produce_raw(config: &Config, records: Vec<(Vec<u8>, Vec<u8>)>) {
     let topic = &config.kafka.topics.interactions;
     kafka::ensure_topics(&config.kafka, &[topic]).await.unwrap();
@@ -162,7 +184,12 @@ impl MetricsClient {
 
     /// Waits until the global 1h count reaches `n`, then checks it stays there.
     async fn wait_for_count(&mut self, n: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        self.wait_for_count_within(n, Duration::from_secs(90)).await
+    }
+
+    async fn wait_for_count_within(&mut self, n: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+
         loop {
             let count = self.global_count().await;
             assert!(
@@ -493,4 +520,53 @@ async fn metrics_service_checks_arguments_and_scope() {
         tonic::Code::PermissionDenied
     );
     scoring.stop().await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_then_restart_counts_exactly() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
+    let run = run_id();
+    let items: Vec<v1::Interaction> = (0..3000).map(|n| interaction(n, &run)).collect();
+    produce_one_by_one(&config, &items).await;
+
+    // Small batches so the kill lands between many commits.
+    let mut scoring = ServiceProcess::start("cx-scoring", "scoring", &iso, "max_batch = 50").await;
+    let mut client = MetricsClient::connect(scoring.grpc_addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client.global_count().await < 300 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "scoring never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(scoring.pid(), "KILL");
+    let _ = scoring.child.wait().await;
+    let at_kill = client.global_count().await;
+    assert!(at_kill < 3000, "the kill landed mid-stream ({at_kill})");
+
+    scoring.restart().await;
+    let mut client = MetricsClient::connect(scoring.grpc_addr).await;
+    // The killed member holds its partitions until its session times out.
+    client
+        .wait_for_count_within(3000, Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        observed(&client.get("global", "all", "1h").await.unwrap()),
+        expected(items.iter())
+    );
+    for queue in QUEUES {
+        let want = expected(
+            items
+                .iter()
+                .filter(|i| i.queue_id.as_deref() == Some(queue)),
+        );
+        assert_eq!(
+            observed(&client.get("queue", queue, "1h").await.unwrap()),
+            want,
+            "queue {queue}"
+        );
+    }
 }

@@ -1,10 +1,10 @@
 //! Topic tags from a keyword taxonomy.
 //!
 //! Matching is by word forms, not substrings: text and keywords are split
-//! into words the same way, lowercased and stemmed (see [`crate::stem`]),
-//! and a keyword matches where its stems occur as consecutive words. So
-//! "cancel" finds "cancelled" and "cancellation" but not "scancel", and
-//! "bill" finds "billing" but not "billion".
+//! into words the same way, lowercased and stemmed (the light stemmer in
+//! `stem.rs`), and a keyword matches where its stems occur as consecutive
+//! words. So "cancel" finds "cancelled" and "cancellation" but not
+//! "scancel", and "bill" finds "billing" but not "billion".
 //!
 //! A word is a run of letters and digits; an apostrophe between two of them
 //! is dropped ("don't" → "dont", "agent's" → "agents" → stem "agent"), any
@@ -214,6 +214,7 @@ impl Taxonomy {
                 "product_defect",
                 &[
                     "broken",
+                    "broke",
                     "defective",
                     "defect",
                     "faulty",
@@ -305,6 +306,7 @@ impl Taxonomy {
                     "slow",
                     "callback",
                     "call back",
+                    "call me back",
                     "no answer",
                     "still waiting",
                 ],
@@ -326,6 +328,7 @@ impl Taxonomy {
         // Validate everything first so the error names the first problem in
         // file order.
         let mut seen_names = HashSet::new();
+        let mut stems = Stems::default();
         for (index, topic) in self.topics.iter().enumerate() {
             if topic.name.trim().is_empty() {
                 return Err(TaxonomyError::EmptyName { index });
@@ -340,18 +343,6 @@ impl Taxonomy {
                     topic: topic.name.clone(),
                 });
             }
-        }
-
-        // Rank topics by name so that output in rank order is sorted.
-        let mut order: Vec<usize> = (0..self.topics.len()).collect();
-        order.sort_by(|&a, &b| self.topics[a].name.cmp(&self.topics[b].name));
-
-        let mut by_first: HashMap<Box<str>, Vec<Phrase>, RandomState> = HashMap::default();
-        let mut rest_stems: Vec<Box<str>> = Vec::new();
-        let mut unique: HashSet<(usize, Vec<String>)> = HashSet::new();
-        let mut stems = Stems::default();
-        for (rank, &t) in order.iter().enumerate() {
-            let topic = &self.topics[t];
             for (index, keyword) in topic.keywords.iter().enumerate() {
                 stems.fill(keyword);
                 if stems.is_empty() {
@@ -361,6 +352,19 @@ impl Taxonomy {
                         keyword: keyword.clone(),
                     });
                 }
+            }
+        }
+
+        // Rank topics by name so that output in rank order is sorted.
+        let mut order: Vec<usize> = (0..self.topics.len()).collect();
+        order.sort_by(|&a, &b| self.topics[a].name.cmp(&self.topics[b].name));
+
+        let mut by_first: HashMap<Box<str>, Vec<Phrase>, RandomState> = HashMap::default();
+        let mut rest_stems: Vec<Box<str>> = Vec::new();
+        let mut unique: HashSet<(usize, Vec<String>)> = HashSet::new();
+        for (rank, &t) in order.iter().enumerate() {
+            for keyword in &self.topics[t].keywords {
+                stems.fill(keyword);
                 let words: Vec<String> = stems.iter().map(str::to_owned).collect();
                 // "bill" and "bills" compile to the same phrase: keep one.
                 if !unique.insert((rank, words.clone())) {
@@ -516,6 +520,24 @@ impl Stems {
         self.arena.clear();
         self.spans.clear();
         self.word.clear();
+        if text.is_ascii() {
+            // Fast path for the common case: bytes, no char decoding.
+            let bytes = text.as_bytes();
+            for (i, &b) in bytes.iter().enumerate() {
+                if b.is_ascii_alphanumeric() {
+                    self.word.push(char::from(b.to_ascii_lowercase()));
+                } else if b == b'\''
+                    && !self.word.is_empty()
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_alphanumeric)
+                {
+                    // Inside a word: "don't", "agent's".
+                } else {
+                    self.end_word();
+                }
+            }
+            self.end_word();
+            return;
+        }
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             if c.is_alphanumeric() {

@@ -286,7 +286,32 @@ fn invalid_taxonomies_are_refused() {
             })
         );
     }
+    // The first problem in file order is the one reported.
+    assert_eq!(
+        compile(vec![("b", vec!["ok", "?"]), ("a", vec![""])]),
+        Err(TaxonomyError::EmptyKeyword {
+            topic: "b".into(),
+            index: 1,
+            keyword: "?".into()
+        })
+    );
     assert!(compile(vec![]).is_ok());
     let err = compile(vec![("x", vec![""])]).unwrap_err();
     assert!(err.to_string().contains("keyword #0"), "{err}");
+}
+
+#[test]
+fn ascii_fast_path_matches_general_path() {
+    // A trailing middle dot separates words like any punctuation but makes
+    // the text non-ASCII, so the general tokenizer runs instead.
+    let m = Taxonomy::contact_centre_default().compile().unwrap();
+    let sentences = include_str!("fixtures/sentences.txt");
+    let mut tagged = 0;
+    for sentence in sentences.lines().filter(|s| s.is_ascii()) {
+        let general = format!("{sentence} \u{b7}");
+        let tags = m.tags(sentence);
+        assert_eq!(tags, m.tags(&general), "{sentence:?}");
+        tagged += usize::from(!tags.is_empty());
+    }
+    assert!(tagged > 50, "only {tagged} fixture sentences tagged");
 }

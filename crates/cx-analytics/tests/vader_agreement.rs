@@ -80,3 +80,18 @@ fn agrees_with_reference() {
     // The port is meant to be exact; keep it so.
     assert_eq!(exact, n, "only {exact}/{n} identical to 4 decimals");
 }
+
+#[test]
+fn ascii_fast_path_matches_general_path() {
+    // A trailing ideographic space adds no token and no punctuation but
+    // makes the text non-ASCII, so the general tokenizer runs instead.
+    let scorer = SentimentScorer::new();
+    for sentence in content_lines(SENTENCES).filter(|s| s.is_ascii()) {
+        let general = format!("{sentence}\u{3000}");
+        assert_eq!(
+            scorer.compound(sentence).to_bits(),
+            scorer.compound(&general).to_bits(),
+            "{sentence:?}"
+        );
+    }
+}

@@ -65,8 +65,7 @@ pub fn consumer(
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky");
+        .set("auto.offset.reset", "earliest");
     for (name, value) in &kafka.properties {
         if !is_producer_only(name) {
             config.set(name, value);
