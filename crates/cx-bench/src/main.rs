@@ -47,6 +47,9 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Scoring throughput against a running cx-scoring: produce interactions
+    /// to its source topic and time until they are all counted.
+    Scoring(ScoringArgs),
     /// Print records of a topic as they arrive (protobuf interactions decoded).
     Tail {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -60,6 +63,25 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         idle_exit_s: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct ScoringArgs {
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    grpc: String,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    #[arg(long, default_value = "cx.interactions.v1")]
+    topic: String,
+    #[arg(long, env = "CX_BENCH_TOKEN")]
+    token: String,
+    #[arg(long, default_value_t = 200_000)]
+    count: usize,
+    /// librdkafka properties for the producer (name=value;…).
+    #[arg(long, default_value = "")]
+    kafka_properties: String,
 }
 
 #[derive(clap::Args)]
@@ -102,6 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async move {
         match cli.command {
             Command::Ingest(args) => bench_ingest(args).await,
+            Command::Scoring(args) => bench_scoring(args).await,
             Command::Sample {
                 http,
                 token,
@@ -273,23 +296,28 @@ async fn bench_ingest(args: IngestArgs) -> Result<(), Box<dyn std::error::Error>
     Ok(())
 }
 
-/// The same encoded messages, same producer settings, straight to Kafka.
-async fn baseline_produce(
-    args: &IngestArgs,
-    run: &str,
-) -> Result<Phase, Box<dyn std::error::Error>> {
+fn kafka_config(brokers: &str, properties: &str) -> cx_runtime::config::KafkaConfig {
     let mut kafka = cx_runtime::config::KafkaConfig {
-        brokers: args.brokers.clone(),
+        brokers: brokers.to_string(),
         properties: Default::default(),
         topic_partitions: 6,
         topic_replication: 1,
         topics: Default::default(),
     };
-    for item in args.kafka_properties.split(';').filter(|s| !s.is_empty()) {
+    for item in properties.split(';').filter(|s| !s.is_empty()) {
         if let Some((k, v)) = item.split_once('=') {
             kafka.properties.insert(k.trim().into(), v.trim().into());
         }
     }
+    kafka
+}
+
+/// The same encoded messages, same producer settings, straight to Kafka.
+async fn baseline_produce(
+    args: &IngestArgs,
+    run: &str,
+) -> Result<Phase, Box<dyn std::error::Error>> {
+    let kafka = kafka_config(&args.brokers, &args.kafka_properties);
     cx_runtime::kafka::ensure_topics(&kafka, &[&args.baseline_topic]).await?;
     let producer = cx_runtime::kafka::producer(&kafka, "cx-bench-baseline")?;
     let mut rng = StdRng::seed_from_u64(1);
@@ -483,6 +511,176 @@ async fn single_call_latency(
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok((at(0.50), at(0.99), latencies.len()))
+}
+
+// ------------------------------------------------------------ scoring bench
+
+async fn global_count(
+    client: &mut cx_proto::v1::metrics_service_client::MetricsServiceClient<
+        tonic::transport::Channel,
+    >,
+    token: &str,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut request = tonic::Request::new(v1::GetMetricsRequest {
+        dimension: "global".into(),
+        key: "all".into(),
+        window: "1h".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    Ok(client
+        .get_metrics(request)
+        .await?
+        .into_inner()
+        .metrics
+        .map(|m| m.interactions)
+        .unwrap_or(0))
+}
+
+/// Total commands Redis executed so far (INFO commandstats), and EVALSHA/EVAL calls.
+async fn redis_commands(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    let (mut total, mut scripts) = (0u64, 0u64);
+    for line in info.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let name = line
+            .trim_start_matches("cmdstat_")
+            .split(':')
+            .next()
+            .unwrap_or("");
+        let calls = line
+            .split("calls=")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        total += calls;
+        if name == "evalsha" || name == "eval" {
+            scripts += calls;
+        }
+    }
+    Ok((total, scripts))
+}
+
+/// `redis-benchmark` pipelined SET throughput, measured now on the same machine.
+fn redis_benchmark_baseline(redis_url: &str) -> Option<f64> {
+    let port = redis_url.rsplit(':').next()?.trim_end_matches('/');
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-p", port, "-q", "-n", "2000000", "-P", "64", "-t", "set"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SET: 1234567.00 requests per second, p50=…"
+    text.split("SET:")
+        .last()?
+        .split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+}
+
+async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let run = run_id();
+    let kafka = kafka_config(&args.brokers, &args.kafka_properties);
+    let producer = cx_runtime::kafka::producer(&kafka, "cx-bench-scoring")?;
+    let mut metrics = cx_proto::v1::metrics_service_client::MetricsServiceClient::connect(format!(
+        "http://{}",
+        args.grpc
+    ))
+    .await?;
+    let mut redis_conn = redis::Client::open(args.redis.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut rng = StdRng::seed_from_u64(400);
+    let records: Vec<(String, Vec<u8>)> = (0..args.count)
+        .map(|n| {
+            let mut i = interaction(&mut rng, format!("sc-{run}-{n}"));
+            // Inside the 1h window, so the global 1h count shows every one.
+            i.occurred_at = Some(cx_proto::prost_types::Timestamp {
+                seconds: time::OffsetDateTime::now_utc().unix_timestamp()
+                    - rng.random_range(0..1800),
+                nanos: 0,
+            });
+            (i.customer_id.clone(), i.encode_to_vec())
+        })
+        .collect();
+    let before = global_count(&mut metrics, &args.token).await?;
+    let (commands_before, scripts_before) = redis_commands(&mut redis_conn).await?;
+
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (key, payload) in &records {
+        let mut record = FutureRecord::to(&args.topic)
+            .key(key.as_str())
+            .payload(payload.as_slice());
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                // Local queue full: let deliveries drain, then retry it.
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for delivery in futures::future::join_all(deliveries).await {
+        if !matches!(delivery, Ok(Ok(_))) {
+            return Err("produce failed".into());
+        }
+    }
+    let produced_in = started.elapsed();
+    let target = before + args.count as u64;
+    loop {
+        let now = global_count(&mut metrics, &args.token).await?;
+        if now >= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let counted_in = started.elapsed();
+    let (commands_after, scripts_after) = redis_commands(&mut redis_conn).await?;
+    let commands = commands_after - commands_before;
+    let rate = args.count as f64 / counted_in.as_secs_f64();
+    let produce_rate = args.count as f64 / produced_in.as_secs_f64();
+    let commands_per_s = commands as f64 / counted_in.as_secs_f64();
+    println!("cx-bench scoring: {} interactions", args.count);
+    println!(
+        "  produced into {} at      {:>10.0} /s ({:.2} s)",
+        args.topic,
+        produce_rate,
+        produced_in.as_secs_f64()
+    );
+    println!(
+        "  consumed and counted at  {:>10.0} /s ({:.2} s from first produce)",
+        rate,
+        counted_in.as_secs_f64()
+    );
+    println!(
+        "  redis commands: {} ({:.2} per event; {} scripts, {:.0} events per script); {:.0} commands/s",
+        commands,
+        commands as f64 / args.count as f64,
+        scripts_after - scripts_before,
+        args.count as f64 / (scripts_after - scripts_before).max(1) as f64,
+        commands_per_s
+    );
+    match redis_benchmark_baseline(&args.redis) {
+        Some(baseline) => println!(
+            "  redis-benchmark -P 64 SET: {:.0} ops/s; scoring drove {:.3} of it",
+            baseline,
+            commands_per_s / baseline
+        ),
+        None => println!("  redis-benchmark not available: no baseline"),
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------ sample, tail

@@ -1,0 +1,95 @@
+//! Scoring's CPU cost per event on one core: classification, sentiment,
+//! topic tags, and the in-memory pre-aggregation into window buckets that
+//! precedes the one Redis script per batch.
+//!
+//! cargo bench -p cx-scoring --bench per_event
+
+use std::collections::HashMap;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use cx_analytics::tags::Taxonomy;
+use cx_domain::DetractorThresholds;
+use cx_proto::v1;
+use cx_scoring::score::Scorer;
+use cx_windows::{Aggregate, Window};
+
+const VERBATIMS: [&str; 8] = [
+    "The agent was lovely and fixed my bill in minutes",
+    "Quick and easy, thanks!",
+    "Fine, but I had to explain twice",
+    "Waited 40 minutes on hold and got transferred three times",
+    "I want to cancel, nobody ever calls back. Reach me on [phone]",
+    "Charged twice on my card, still not refunded. Absolutely TERRIBLE!!!",
+    "Delivery was late again, the parcel arrived damaged",
+    "Helpful, though the app kept crashing when I tried to log in",
+];
+
+fn events(n: usize) -> Vec<v1::Interaction> {
+    (0..n)
+        .map(|i| v1::Interaction {
+            interaction_id: format!("i-{i}"),
+            customer_id: format!("c-{}", i % 5000),
+            occurred_at: Some(cx_proto::prost_types::Timestamp {
+                seconds: 1_800_000_000 + (i as i64 % 3600),
+                nanos: 0,
+            }),
+            channel: (i % 7 + 1) as i32,
+            agent_id: Some(format!("agent-{}", i % 120)),
+            team_id: Some(format!("team-{}", i % 12)),
+            queue_id: Some(["billing", "tech", "sales", "retention", "delivery"][i % 5].into()),
+            nps: Some((i % 11) as i32),
+            csat: Some((i % 5 + 1) as i32),
+            ces: Some((i % 7 + 1) as i32),
+            verbatim: Some(VERBATIMS[i % VERBATIMS.len()].into()),
+            transfers: Some((i % 3) as u64),
+            resolved: Some(i % 2 == 0),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn per_event(c: &mut Criterion) {
+    let scorer = Scorer::new(
+        &Taxonomy::contact_centre_default(),
+        DetractorThresholds::default(),
+    )
+    .unwrap();
+    let batch = events(1000);
+    let mut group = c.benchmark_group("scoring");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("score+sentiment+tags+aggregate", |b| {
+        b.iter(|| {
+            // The same pre-aggregation the Lua script does, keyed like Redis.
+            let mut buckets: HashMap<(usize, usize, String, i64), Aggregate> = HashMap::new();
+            for interaction in &batch {
+                let scored = scorer.score(interaction.clone()).unwrap();
+                for (dimension, key) in scored.dimension_keys.iter().enumerate() {
+                    for (w, window) in Window::ALL.iter().enumerate() {
+                        buckets
+                            .entry((
+                                dimension,
+                                w,
+                                key.clone(),
+                                window.bucket_of(scored.occurred_at_s),
+                            ))
+                            .or_default()
+                            .add(&scored.contribution);
+                    }
+                }
+            }
+            buckets.len()
+        })
+    });
+    group.bench_function("baseline: clone only", |b| {
+        b.iter(|| {
+            batch
+                .iter()
+                .map(|i| i.clone().interaction_id.len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_event);
+criterion_main!(benches);
