@@ -3,8 +3,8 @@
 # starts cxloop's services, feeds sample contact-centre interactions and
 # shows what lands on Kafka. Ctrl-C stops everything it started.
 #
-# At this stage of the project only cx-ingest exists; scoring, alerting and
-# follow-up join the demo as they land.
+# At this stage cx-ingest and cx-scoring exist; alerting and follow-up join
+# the demo as they land.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,26 +31,35 @@ deploy/local/stack.sh up
 step "2/4 building cxloop (release; the first build takes several minutes)"
 cargo build --release --bins --locked
 
-step "3/4 starting cx-ingest (gRPC 127.0.0.1:50051, HTTP 127.0.0.1:8081)"
-CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,alerts:write,followups:read,followups:write" \
-CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10" \
-  target/release/cx-ingest >"$run/ingest.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 300); do
-  curl -fsS http://127.0.0.1:8081/readyz >/dev/null 2>&1 && break
-  sleep 0.2
+step "3/4 starting cx-ingest (127.0.0.1:50051 / :8081) and cx-scoring (127.0.0.1:50052 / :8082)"
+export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,alerts:write,followups:read,followups:write"
+export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
+for service in ingest scoring; do
+  target/release/cx-$service >"$run/$service.log" 2>&1 &
+  pids+=($!)
 done
-curl -fsS http://127.0.0.1:8081/readyz >/dev/null || { echo "cx-ingest did not become ready; see $run/ingest.log"; exit 1; }
-echo "ready (logs: $run/ingest.log)"
+unset CX_AUTH_TOKENS
+for port in 8081 8082; do
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service on :$port did not become ready; see $run/*.log"; exit 1; }
+done
+echo "ready (logs: $run/)"
 
 step "4/4 submitting sample interactions; records as they land on cx.interactions.v1"
 target/release/cx-bench tail --topic cx.interactions.v1 --idle-exit-s 5 &
 tail_pid=$!
 pids+=($tail_pid)
 sleep 1
-CX_BENCH_TOKEN="$token" target/release/cx-bench sample --count 12
+CX_BENCH_TOKEN="$token" target/release/cx-bench sample --count 40
 wait "$tail_pid" || true
 
+echo
+echo "rolling metrics per queue (MetricsService.RankKeys, worst NPS first):"
+sleep 1
+CX_BENCH_TOKEN="$token" target/release/cx-bench metrics --dimension queue --window 1h --metric nps
 echo
 echo "ingest metrics:"
 curl -fsS http://127.0.0.1:8081/metrics | grep -E '^cx_ingest_(interactions|redactions)_total' || true

@@ -50,6 +50,19 @@ enum Command {
     /// Scoring throughput against a running cx-scoring: produce interactions
     /// to its source topic and time until they are all counted.
     Scoring(ScoringArgs),
+    /// Print a dimension's keys ranked by a metric (MetricsService.RankKeys).
+    Metrics {
+        #[arg(long, default_value = "127.0.0.1:50052")]
+        grpc: String,
+        #[arg(long, env = "CX_BENCH_TOKEN")]
+        token: String,
+        #[arg(long, default_value = "queue")]
+        dimension: String,
+        #[arg(long, default_value = "1h")]
+        window: String,
+        #[arg(long, default_value = "nps")]
+        metric: String,
+    },
     /// Print records of a topic as they arrive (protobuf interactions decoded).
     Tail {
         #[arg(long, default_value = "127.0.0.1:9092")]
@@ -125,6 +138,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match cli.command {
             Command::Ingest(args) => bench_ingest(args).await,
             Command::Scoring(args) => bench_scoring(args).await,
+            Command::Metrics {
+                grpc,
+                token,
+                dimension,
+                window,
+                metric,
+            } => show_metrics(&grpc, &token, dimension, window, metric).await,
             Command::Sample {
                 http,
                 token,
@@ -679,6 +699,53 @@ async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Erro
             commands_per_s / baseline
         ),
         None => println!("  redis-benchmark not available: no baseline"),
+    }
+    Ok(())
+}
+
+async fn show_metrics(
+    grpc: &str,
+    token: &str,
+    dimension: String,
+    window: String,
+    metric: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut client = cx_proto::v1::metrics_service_client::MetricsServiceClient::connect(format!(
+        "http://{grpc}"
+    ))
+    .await?;
+    let mut request = tonic::Request::new(v1::RankKeysRequest {
+        dimension: dimension.clone(),
+        window: window.clone(),
+        metric: metric.clone(),
+        limit: 20,
+        best: false,
+        min_responses: 1,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let ranked = client.rank_keys(request).await?.into_inner();
+    println!("{dimension} by {metric} over {window}, worst first");
+    println!(
+        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        dimension, "n", "nps", "±95%", "csat%", "ces", "sent"
+    );
+    let show = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+    for key in ranked.keys {
+        let m = key.metrics.unwrap_or_default();
+        println!(
+            "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            key.key,
+            m.interactions,
+            show(m.nps),
+            show(m.nps_margin_95),
+            show(m.csat_pct),
+            show(m.ces_avg),
+            m.sentiment_avg
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into())
+        );
     }
     Ok(())
 }

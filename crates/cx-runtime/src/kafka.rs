@@ -204,6 +204,37 @@ impl SharedProducer {
         })
     }
 
+    /// Sends every record at once and waits for each acknowledgement;
+    /// results in order. A producer left broken by the errors is replaced.
+    pub async fn send_all<'a, K>(
+        &self,
+        records: Vec<FutureRecord<'a, K, [u8]>>,
+    ) -> Vec<Result<(), KafkaError>>
+    where
+        K: rdkafka::message::ToBytes + ?Sized + 'a,
+    {
+        let producer = self.get();
+        let sent: Vec<_> = records
+            .into_iter()
+            .map(|record| producer.send_result(record).map_err(|(error, _)| error))
+            .collect();
+        let results = futures::future::join_all(sent.into_iter().map(|sent| async move {
+            match sent {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(error),
+                    Err(_canceled) => Err(KafkaError::Canceled),
+                },
+                Err(error) => Err(error),
+            }
+        }))
+        .await;
+        if results.iter().any(Result::is_err) {
+            self.recover_if_broken(&producer, results.iter().filter_map(|r| r.as_ref().err()));
+        }
+        results
+    }
+
     pub fn get(&self) -> std::sync::Arc<FutureProducer> {
         self.current
             .read()
@@ -215,21 +246,27 @@ impl SharedProducer {
     /// in a fatal state, or the broker refused its producer id or epoch (a
     /// state it never leaves by itself), a fresh producer takes its place
     /// if `used` is still current.
-    pub fn recover_if_broken(&self, used: &std::sync::Arc<FutureProducer>, errors: &[KafkaError]) {
+    pub fn recover_if_broken<'e>(
+        &self,
+        used: &std::sync::Arc<FutureProducer>,
+        errors: impl IntoIterator<Item = &'e KafkaError>,
+    ) {
         let fatal = used
             .client()
             .fatal_error()
             .map(|(code, reason)| format!("{code:?}: {reason}"));
-        let fenced = errors.iter().find_map(|e| match e.rdkafka_error_code() {
-            Some(
-                code @ (RDKafkaErrorCode::ProducerFenced
-                | RDKafkaErrorCode::InvalidProducerEpoch
-                | RDKafkaErrorCode::InvalidProducerIdMapping
-                | RDKafkaErrorCode::UnknownProducerId
-                | RDKafkaErrorCode::OutOfOrderSequenceNumber),
-            ) => Some(format!("{code:?}")),
-            _ => None,
-        });
+        let fenced = errors
+            .into_iter()
+            .find_map(|e| match e.rdkafka_error_code() {
+                Some(
+                    code @ (RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber),
+                ) => Some(format!("{code:?}")),
+                _ => None,
+            });
         let Some(reason) = fatal.or(fenced) else {
             return;
         };

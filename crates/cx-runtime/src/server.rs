@@ -136,3 +136,46 @@ pub async fn flush_producer(
         Err(error) => tracing::warn!(%error, "producer flush task failed"),
     }
 }
+
+/// Keeps readiness current until `stop`: first creates the `ensure` topics
+/// (retrying), then every 2 s checks that Kafka knows `probe_topic` and
+/// Redis answers PING. Never exits the service.
+pub async fn watch_dependencies(
+    kafka: crate::config::KafkaConfig,
+    ensure: Vec<String>,
+    probe_topic: String,
+    producer: std::sync::Arc<crate::kafka::SharedProducer>,
+    redis: crate::RedisPool,
+    readiness: Readiness,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut topics_ensured = ensure.is_empty();
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(2));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if !topics_ensured {
+            let names: Vec<&str> = ensure.iter().map(String::as_str).collect();
+            match crate::kafka::ensure_topics(&kafka, &names).await {
+                Ok(()) => topics_ensured = true,
+                Err(error) => {
+                    readiness.report(
+                        "kafka",
+                        Err(format!("cannot create topics {names:?}: {error}")),
+                    );
+                    continue;
+                }
+            }
+        }
+        let producer = producer.get();
+        let (kafka_state, redis_state) = tokio::join!(
+            crate::kafka::probe_topic(&producer, &probe_topic),
+            redis.ping()
+        );
+        readiness.report("kafka", kafka_state);
+        readiness.report("redis", redis_state);
+    }
+}

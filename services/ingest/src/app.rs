@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use cx_proto::v1::ingest_service_server::IngestServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
-use cx_runtime::server::{flush_producer, grpc_builder, Listeners, ServerError, Serving};
+use cx_runtime::server::{
+    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
+};
 use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +76,7 @@ impl IngestApp {
         }
         let listeners = Listeners::bind(&config).await?;
 
-        let producer = kafka::SharedProducer::new(&config.kafka, "cx-ingest")?;
+        let producer = Arc::new(kafka::SharedProducer::new(&config.kafka, "cx-ingest")?);
         let redis = RedisPool::new(&config.redis_url)?;
         let dedupe = DedupeStore::new(
             redis.clone(),
@@ -132,9 +134,12 @@ impl IngestApp {
         );
 
         let background = CancellationToken::new();
+        let topic = config.kafka.topics.interactions.clone();
         tokio::spawn(watch_dependencies(
-            config.clone(),
-            ingestor.clone(),
+            config.kafka.clone(),
+            vec![topic.clone()],
+            topic,
+            ingestor.producer().clone(),
             redis,
             readiness.clone(),
             background.clone(),
@@ -179,43 +184,5 @@ impl IngestApp {
         background.cancel();
         flush_producer(ingestor.producer().get(), config.shutdown_grace).await;
         Ok(drained?)
-    }
-}
-
-/// Keeps topics created and readiness current: Kafka answers for the topic,
-/// Redis answers PING. Retries forever; never exits the service.
-async fn watch_dependencies(
-    config: Config,
-    ingestor: Arc<Ingestor>,
-    redis: RedisPool,
-    readiness: Readiness,
-    stop: CancellationToken,
-) {
-    let topic = config.kafka.topics.interactions.clone();
-    let mut topics_ensured = false;
-    let mut interval = tokio::time::interval(Duration::from_secs(2));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        if !topics_ensured {
-            match kafka::ensure_topics(&config.kafka, &[&topic]).await {
-                Ok(()) => topics_ensured = true,
-                Err(error) => {
-                    readiness.report(
-                        "kafka",
-                        Err(format!("cannot create topic {topic}: {error}")),
-                    );
-                    continue;
-                }
-            }
-        }
-        let producer = ingestor.producer().get();
-        let (kafka_state, redis_state) =
-            tokio::join!(kafka::probe_topic(&producer, &topic), redis.ping());
-        readiness.report("kafka", kafka_state);
-        readiness.report("redis", redis_state);
     }
 }

@@ -5,13 +5,12 @@
 //! whatever its size.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cx_domain::Interaction;
 use cx_proto::prost::Message;
 use cx_runtime::kafka::SharedProducer;
-use futures::future::join_all;
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -29,7 +28,7 @@ pub enum Outcome {
 }
 
 pub struct Ingestor {
-    producer: SharedProducer,
+    producer: Arc<SharedProducer>,
     topic: String,
     dedupe: DedupeStore,
     /// How long to wait for a concurrent request holding the same id.
@@ -38,7 +37,7 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(
-        producer: SharedProducer,
+        producer: Arc<SharedProducer>,
         topic: String,
         dedupe: DedupeStore,
         in_flight_wait: Duration,
@@ -51,7 +50,7 @@ impl Ingestor {
         }
     }
 
-    pub fn producer(&self) -> &SharedProducer {
+    pub fn producer(&self) -> &Arc<SharedProducer> {
         &self.producer
     }
 
@@ -158,34 +157,28 @@ impl Ingestor {
             return Vec::new();
         }
         let ingested_at = time::OffsetDateTime::now_utc();
-        let producer = self.producer.get();
-        let deliveries = claimed.iter().map(|&index| {
-            let item = &items[index];
-            let payload = convert::to_proto(item, ingested_at).encode_to_vec();
-            let record = FutureRecord::to(&self.topic)
-                .key(item.customer_id.as_str())
-                .payload(&payload)
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: "cx-interaction-id",
-                    value: Some(item.interaction_id.as_str()),
-                }));
-            let sent = producer.send_result(record).map_err(|(error, _)| error);
-            async move {
-                match sent {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(error),
-                        Err(_canceled) => Err(KafkaError::Canceled),
-                    },
-                    Err(error) => Err(error),
-                }
-            }
-        });
-        let results = join_all(deliveries).await;
+        let payloads: Vec<Vec<u8>> = claimed
+            .iter()
+            .map(|&index| convert::to_proto(&items[index], ingested_at).encode_to_vec())
+            .collect();
+        let records = claimed
+            .iter()
+            .zip(&payloads)
+            .map(|(&index, payload)| {
+                let item = &items[index];
+                FutureRecord::to(&self.topic)
+                    .key(item.customer_id.as_str())
+                    .payload(payload.as_slice())
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "cx-interaction-id",
+                        value: Some(item.interaction_id.as_str()),
+                    }))
+            })
+            .collect();
+        let results = self.producer.send_all(records).await;
 
         let mut published = Vec::new();
         let mut failed = Vec::new();
-        let mut errors = Vec::new();
         let mut out = Vec::with_capacity(claimed.len());
         for (&index, result) in claimed.iter().zip(results) {
             let id = items[index].interaction_id.as_str();
@@ -200,12 +193,10 @@ impl Ingestor {
                         index,
                         Outcome::Unavailable(format!("kafka unavailable: {error}")),
                     ));
-                    errors.push(error);
                 }
             }
         }
         if !failed.is_empty() {
-            self.producer.recover_if_broken(&producer, &errors);
             tracing::warn!(
                 failed = failed.len(),
                 "kafka refused records; releasing their claims"

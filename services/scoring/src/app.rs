@@ -11,7 +11,9 @@ use cx_proto::v1::metrics_service_server::MetricsServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
-use cx_runtime::server::{flush_producer, grpc_builder, Listeners, ServerError, Serving};
+use cx_runtime::server::{
+    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
+};
 use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -134,8 +136,11 @@ impl ScoringApp {
         );
 
         let background = CancellationToken::new();
+        // The consumer task creates the topics; the watcher only probes.
         tokio::spawn(watch_dependencies(
-            config.clone(),
+            config.kafka.clone(),
+            Vec::new(),
+            topics.interactions.clone(),
             producer.clone(),
             store.redis().clone(),
             readiness.clone(),
@@ -227,29 +232,5 @@ async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Readiness: Kafka answers for the source topic, Redis answers PING.
-async fn watch_dependencies(
-    config: Config,
-    producer: Arc<SharedProducer>,
-    redis: RedisPool,
-    readiness: Readiness,
-    stop: CancellationToken,
-) {
-    let topic = config.kafka.topics.interactions.clone();
-    let mut interval = tokio::time::interval(Duration::from_secs(2));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let producer = producer.get();
-        let (kafka_state, redis_state) =
-            tokio::join!(kafka::probe_topic(&producer, &topic), redis.ping());
-        readiness.report("kafka", kafka_state);
-        readiness.report("redis", redis_state);
     }
 }

@@ -93,45 +93,29 @@ impl ScoringHandler {
     }
 
     async fn publish_scored(&self, scored: &[Scored]) -> Result<(), String> {
-        let producer = self.producer.get();
-        let payloads: Vec<(String, Vec<u8>)> = scored
+        let payloads: Vec<Vec<u8>> = scored.iter().map(|s| s.record.encode_to_vec()).collect();
+        let records = scored
             .iter()
-            .map(|s| {
-                (
-                    s.interaction().customer_id.clone(),
-                    s.record.encode_to_vec(),
-                )
+            .zip(&payloads)
+            .map(|(s, payload)| {
+                FutureRecord::to(&self.scored_topic)
+                    .key(s.interaction().customer_id.as_str())
+                    .payload(payload.as_slice())
             })
             .collect();
-        let sends = payloads.iter().map(|(key, payload)| {
-            let record = FutureRecord::to(&self.scored_topic)
-                .key(key.as_str())
-                .payload(payload.as_slice());
-            let sent = producer.send_result(record).map_err(|(error, _)| error);
-            async move {
-                match sent {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(error),
-                        Err(_) => Err(rdkafka::error::KafkaError::Canceled),
-                    },
-                    Err(error) => Err(error),
-                }
-            }
-        });
-        let errors: Vec<_> = join_all(sends)
+        match self
+            .producer
+            .send_all(records)
             .await
             .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        if let Some(error) = errors.first() {
-            self.producer.recover_if_broken(&producer, &errors);
-            return Err(format!(
+            .find_map(Result::err)
+        {
+            Some(error) => Err(format!(
                 "publishing to {} failed: {error}",
                 self.scored_topic
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
