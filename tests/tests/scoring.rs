@@ -175,6 +175,32 @@ impl MetricsClient {
             .unwrap())
     }
 
+    async fn rank(
+        &mut self,
+        dimension: &str,
+        metric: &str,
+        best: bool,
+        min_responses: u64,
+    ) -> Vec<v1::RankedKey> {
+        let mut request = tonic::Request::new(v1::RankKeysRequest {
+            dimension: dimension.into(),
+            window: "1h".into(),
+            metric: metric.into(),
+            limit: 10,
+            best,
+            min_responses,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", bearer(READER_TOKEN).parse().unwrap());
+        self.client
+            .rank_keys(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .keys
+    }
+
     async fn global_count(&mut self) -> u64 {
         self.get("global", "all", "1h")
             .await
@@ -261,6 +287,35 @@ async fn every_interaction_counts_once_even_when_the_topic_holds_it_twice() {
                 .filter(|i| i.agent_id.as_deref() == Some("agent-3"))
         )
     );
+    // Ranking: queues by NPS, worst first, against the hand-computed NPS.
+    let mut want: Vec<(f64, &str)> = QUEUES
+        .iter()
+        .map(|q| {
+            let e = expected(items.iter().filter(|i| i.queue_id.as_deref() == Some(*q)));
+            (
+                (e.promoters as f64 - e.detractors as f64) / e.nps_responses as f64 * 100.0,
+                *q,
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let worst = client.rank("queue", "nps", false, 1).await;
+    let got: Vec<(f64, &str)> = worst.iter().map(|k| (k.value, k.key.as_str())).collect();
+    assert_eq!(got.len(), 3);
+    for ((gv, gk), (wv, wk)) in got.iter().zip(&want) {
+        assert_eq!(gk, wk);
+        assert!((gv - wv).abs() < 1e-9);
+    }
+    let best = client.rank("queue", "nps", true, 1).await;
+    assert_eq!(best[0].key, want[2].1, "best first reverses the order");
+    assert!(
+        client
+            .rank("queue", "nps", false, 1_000_000)
+            .await
+            .is_empty(),
+        "min_responses filters"
+    );
+
     let chat = client.get("channel", "chat", "7d").await.unwrap();
     assert_eq!(
         chat.interactions,

@@ -8,42 +8,86 @@ use cx_runtime::config::TlsFiles;
 use cx_runtime::ServiceName;
 use cx_tests::*;
 
-/// A self-signed certificate for 127.0.0.1 (openssl CLI; stack.sh installs it).
-fn self_signed(dir: &std::path::Path) -> TlsFiles {
-    let files = TlsFiles {
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    };
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ])
-        .args([
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl on PATH (deploy/local/stack.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it
+/// (webpki refuses a CA certificate used as the server's own).
+/// Returns the server's files and the CA certificate path.
+fn certificates(dir: &std::path::Path) -> (TlsFiles, std::path::PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "1",
+        "-subj",
+        "/CN=cx-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&ca, dir);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&csr, dir);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
             "-days",
             "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&files.key)
-        .arg("-out")
-        .arg(&files.cert)
-        .output()
-        .expect("openssl on PATH");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+            "-extfile",
+            "server.ext",
+            "-out",
+            "cert.pem",
+        ],
+        dir,
     );
-    files
+    (
+        TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        },
+        dir.join("ca.pem"),
+    )
 }
 
 #[tokio::test]
@@ -51,13 +95,13 @@ async fn grpc_and_http_are_served_over_tls_when_configured() {
     require_stack().await;
     let dir = std::env::temp_dir().join(unique("cx-tls"));
     std::fs::create_dir_all(&dir).unwrap();
-    let files = self_signed(&dir);
+    let (files, ca_path) = certificates(&dir);
     let iso = Isolation::new();
     let mut config = iso.config(ServiceName::Ingest, &brokers(), &redis_url());
     config.tls = Some(files.clone());
     let ingest = RunningIngest::start(config).await;
 
-    let ca = tonic::transport::Certificate::from_pem(std::fs::read(&files.cert).unwrap());
+    let ca = tonic::transport::Certificate::from_pem(std::fs::read(&ca_path).unwrap());
     let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", ingest.grpc_addr))
         .unwrap()
         .tls_config(
@@ -83,11 +127,13 @@ async fn grpc_and_http_are_served_over_tls_when_configured() {
     assert!(!answer.duplicate);
 
     // HTTPS with the CA; plain HTTP on the same port is refused.
-    let https = Command::new("curl")
+    // Async: the server runs on this test's runtime thread.
+    let https = tokio::process::Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-        .arg(&files.cert)
+        .arg(&ca_path)
         .arg(format!("https://{}/healthz", ingest.http_addr))
         .output()
+        .await
         .expect("curl");
     assert_eq!(
         String::from_utf8_lossy(&https.stdout),

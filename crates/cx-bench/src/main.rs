@@ -92,6 +92,9 @@ struct ScoringArgs {
     token: String,
     #[arg(long, default_value_t = 200_000)]
     count: usize,
+    /// Redis key prefix of the scoring service (config `redis.key_prefix`).
+    #[arg(long, default_value = "cx")]
+    key_prefix: String,
     /// librdkafka properties for the producer (name=value;…).
     #[arg(long, default_value = "")]
     kafka_properties: String,
@@ -587,6 +590,44 @@ async fn redis_commands(
     Ok((total, scripts))
 }
 
+/// Mean `MEMORY USAGE` over up to 200 keys matching `pattern`.
+async fn average_memory(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> Result<Option<f64>, Box<dyn std::error::Error>> {
+    let mut cursor = 0u64;
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 || keys.len() >= 200 {
+            break;
+        }
+    }
+    keys.truncate(200);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut total = 0u64;
+    for key in &keys {
+        let bytes: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(conn)
+            .await?;
+        total += bytes.unwrap_or(0);
+    }
+    Ok(Some(total as f64 / keys.len() as f64))
+}
+
 /// `redis-benchmark` pipelined SET throughput, measured now on the same machine.
 fn redis_benchmark_baseline(redis_url: &str) -> Option<f64> {
     let port = redis_url.rsplit(':').next()?.trim_end_matches('/');
@@ -692,6 +733,17 @@ async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Erro
         args.count as f64 / (scripts_after - scripts_before).max(1) as f64,
         commands_per_s
     );
+    for (label, pattern) in [
+        ("window bucket hash", format!("{}:w:*", args.key_prefix)),
+        (
+            "interaction mark",
+            format!("{}:scoring:seen:*", args.key_prefix),
+        ),
+    ] {
+        if let Some(avg) = average_memory(&mut redis_conn, &pattern).await? {
+            println!("  {label}: {avg:.0} bytes each (MEMORY USAGE, sample of up to 200)");
+        }
+    }
     match redis_benchmark_baseline(&args.redis) {
         Some(baseline) => println!(
             "  redis-benchmark -P 64 SET: {:.0} ops/s; scoring drove {:.3} of it",
