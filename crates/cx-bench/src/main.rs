@@ -201,8 +201,10 @@ const VERBATIMS: [(&str, i32); 8] = [
 fn interaction(rng: &mut StdRng, interaction_id: String) -> v1::Interaction {
     let (verbatim, nps) = VERBATIMS[rng.random_range(0..VERBATIMS.len())];
     let queue = QUEUES[rng.random_range(0..QUEUES.len())];
-    let occurred =
-        time::OffsetDateTime::now_utc() - time::Duration::seconds(rng.random_range(0..600));
+    // Survey delay: most customers answer within minutes (exponential,
+    // mean 2 min, capped at 50 min).
+    let delay_s = (-(1.0 - rng.random::<f64>()).ln() * 120.0).min(3000.0) as i64;
+    let occurred = time::OffsetDateTime::now_utc() - time::Duration::seconds(delay_s);
     let csat = (1 + nps / 2).clamp(1, 5);
     v1::Interaction {
         interaction_id,
@@ -660,13 +662,8 @@ async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Erro
     let mut rng = StdRng::seed_from_u64(400);
     let records: Vec<(String, Vec<u8>)> = (0..args.count)
         .map(|n| {
-            let mut i = interaction(&mut rng, format!("sc-{run}-{n}"));
-            // Inside the 1h window, so the global 1h count shows every one.
-            i.occurred_at = Some(cx_proto::prost_types::Timestamp {
-                seconds: time::OffsetDateTime::now_utc().unix_timestamp()
-                    - rng.random_range(0..1800),
-                nanos: 0,
-            });
+            // Survey delays stay under 50 min: the global 1h count sees every one.
+            let i = interaction(&mut rng, format!("sc-{run}-{n}"));
             (i.customer_id.clone(), i.encode_to_vec())
         })
         .collect();

@@ -57,7 +57,7 @@ impl Default for ScoringSettings {
             grpc_addr: None,
             http_addr: None,
             group_id: "cx-scoring".into(),
-            max_batch: 500,
+            max_batch: 2000,
             detractor: DetractorThresholds::default(),
             taxonomy: None,
         }

@@ -46,6 +46,7 @@ local dim_names = {'agent', 'team', 'queue', 'channel', 'global'}
 local incr, expire_at, order = {}, {}, {}
 local result = {}
 local latest = {}
+local customers = {}
 for n = 1, nitems do
   local id, customer, t = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local dim_keys = {ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], 'all'}
@@ -83,9 +84,12 @@ for n = 1, nitems do
       end
     end
   end
+  customers[contacts_key] = true
+  result[n] = {fresh and 1 or 0, redis.call('ZCOUNT', contacts_key, t - repeat_s, t)}
+end
+for contacts_key in pairs(customers) do
   redis.call('ZREMRANGEBYSCORE', contacts_key, '-inf', now - mark_ttl)
   redis.call('EXPIRE', contacts_key, mark_ttl)
-  result[n] = {fresh and 1 or 0, redis.call('ZCOUNT', contacts_key, t - repeat_s, t)}
 end
 for _, hash in ipairs(order) do
   for name, value in pairs(incr[hash]) do
