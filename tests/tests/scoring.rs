@@ -625,3 +625,42 @@ async fn kill_9_mid_stream_then_restart_counts_exactly() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_window_store_counts_a_batch_once_even_with_copies_inside_it() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let redis = cx_runtime::RedisPool::new(&redis_url()).unwrap();
+    let store = cx_scoring::store::WindowStore::new(redis, &iso.redis_prefix);
+    let scorer = cx_scoring::score::Scorer::new(
+        &cx_analytics::tags::Taxonomy::contact_centre_default(),
+        cx_domain::DetractorThresholds::default(),
+    )
+    .unwrap();
+    let run = run_id();
+    let scored = |n: usize| scorer.score(interaction(n, &run)).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Same interaction three times in one batch, and a second batch that
+    // repeats one of them beside a new one.
+    let first = store
+        .apply(&[scored(1), scored(1), scored(2), scored(1)], now)
+        .await
+        .unwrap();
+    let counted: Vec<bool> = first.iter().map(|a| a.counted).collect();
+    assert_eq!(counted, [true, false, true, false]);
+    let second = store.apply(&[scored(2), scored(3)], now).await.unwrap();
+    assert_eq!(
+        second.iter().map(|a| a.counted).collect::<Vec<_>>(),
+        [false, true]
+    );
+    let global = store
+        .metrics(
+            cx_windows::Dimension::Global,
+            "all",
+            cx_windows::Window::H1,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(global.interactions, 3);
+}

@@ -731,7 +731,7 @@ async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Erro
         commands_per_s
     );
     for (label, pattern) in [
-        ("window bucket hash", format!("{}:w:*", args.key_prefix)),
+        ("window bucket hash", format!("{}:win:*", args.key_prefix)),
         (
             "interaction mark",
             format!("{}:scoring:seen:*", args.key_prefix),

@@ -1,21 +1,28 @@
 //! Rolling windows in Redis, exact under redelivery, crashes and rebalances.
 //!
-//! One Lua script per batch. For each interaction it sets a mark
-//! `{p}:scoring:seen:{interaction_id}` with `SET NX`; only when the mark is
-//! new are the interaction's counters added. Marks and counters change in
-//! the same atomic script, so a crash at any instruction of the service
-//! leaves either both or neither, and a redelivered record adds nothing.
-//! Within the script the batch is pre-aggregated: one `HINCRBY` per
-//! (bucket hash, field) and one `EXPIREAT` per bucket hash, whatever the
-//! number of interactions.
+//! One Lua script per batch, in two steps inside the same atomic call:
+//! 1. it checks the mark (field interaction_id of `{p}:scoring:seen:{day}:{shard}`) of every
+//!    interaction not known to be counted; if any is marked it writes
+//!    nothing and names them, and the service retries without them;
+//! 2. otherwise it marks them all and adds the batch's pre-aggregated
+//!    deltas — computed here, in Rust, one per bucket — to the buckets.
+//!
+//! Marks and counters change in the same atomic script, so a crash at any
+//! instruction of the service leaves either both or neither, and a
+//! redelivered record adds nothing. A bucket is a string of 16
+//! little-endian i64 counters (the `cx_windows::Aggregate` fields in
+//! `FIELD_NAMES` order): one GET and one SET per touched bucket, and one
+//! MGET of 60 keys per query.
 //!
 //! Key layout (`{p}` = the configured key prefix, default `cx`):
 //! | key | type | content | expires |
 //! |---|---|---|---|
-//! | `{p}:w:{window}:{dimension}:{key}:{bucket}` | hash | `cx_windows::Aggregate` fields (n, nr, pr, …) | bucket start + window + 2 buckets |
-//! | `{p}:scoring:seen:{interaction_id}` | string | `1` | 8 days (past the 7-day lateness limit) |
+//! | `{p}:win:{window}:{dimension}:{key}:{bucket}` | string | 16 × i64 LE counters (128 bytes) | bucket start + window + 2 buckets |
+//! | `{p}:scoring:seen:{event day}:{shard 0..63}` | hash | interaction_id → `1` | end of the event day + 8 days (past the 7-day lateness limit) |
 //! | `{p}:scoring:contacts:{customer_id}` | zset | interaction_id → occurred_at | 8 days after the last contact |
 //! | `{p}:scoring:keys:{dimension}` | zset | key → latest event time (for ranking) | trimmed to 8 days |
+
+use std::collections::HashMap;
 
 use cx_runtime::RedisPool;
 use cx_windows::{Aggregate, Dimension, Metrics, Window};
@@ -28,83 +35,163 @@ pub const REPEAT_CONTACT_S: i64 = 7 * 86_400;
 /// Marks and indexes outlive the largest window plus the lateness limit.
 pub const MARK_TTL_S: i64 = 8 * 86_400;
 
+const COUNTERS: usize = 16;
+
+/// Marks live in hashes, one per (event day, shard): one HMGET and one
+/// HSET per hash and batch instead of a command per interaction, and no
+/// hash grows past a 64th of a day's interactions.
+pub const MARK_SHARDS: u64 = 64;
+
+/// ARGV: prefix, mark_ttl, now, repeat_s, n_events,
+///   per event: interaction_id, customer_id, occurred_at, known_counted (0/1), mark hash;
+///   n_buckets, per bucket: key, expire_at, packed delta;
+///   n_index, per index entry: index key, member, latest time.
+/// Reply: {0, {dup positions}} or {2, reason} (nothing written either way),
+/// or {1, {contacts per event}}.
 const APPLY_BATCH: &str = r#"
 local prefix = ARGV[1]
 local mark_ttl = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local repeat_s = tonumber(ARGV[4])
-local nwin = tonumber(ARGV[5])
-local i = 6
-local windows = {}
-for w = 1, nwin do
-  windows[w] = {ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])}
-  i = i + 3
+local nevents = tonumber(ARGV[5])
+local first_event = 6
+local per_event = 5
+-- Events not known to be counted, grouped by mark hash.
+local marks, mark_order = {}, {}
+for n = 0, nevents - 1 do
+  local at = first_event + per_event * n
+  if ARGV[at + 3] == '0' then
+    local key = ARGV[at + 4]
+    if not marks[key] then
+      marks[key] = {}
+      mark_order[#mark_order + 1] = key
+    end
+    local group = marks[key]
+    group[#group + 1] = n
+  end
 end
-local nitems = tonumber(ARGV[i])
-i = i + 1
-local dim_names = {'agent', 'team', 'queue', 'channel', 'global'}
-local incr, expire_at, order = {}, {}, {}
-local result = {}
-local latest = {}
-local customers = {}
-for n = 1, nitems do
-  local id, customer, t = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local dim_keys = {ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], 'all'}
-  local nf = tonumber(ARGV[i + 7])
-  local fstart = i + 8
-  i = fstart + 2 * nf
-  local fresh = redis.call('SET', prefix .. ':scoring:seen:' .. id, '1', 'NX', 'EX', mark_ttl)
-  local contacts_key = prefix .. ':scoring:contacts:' .. customer
-  if fresh then
-    redis.call('ZADD', contacts_key, t, id)
-    for d = 1, 5 do
-      local key = dim_keys[d]
-      if key ~= '' then
-        local index = prefix .. ':scoring:keys:' .. dim_names[d]
-        if not latest[index] then latest[index] = {} end
-        if (latest[index][key] or -1) < t then latest[index][key] = t end
-        for _, w in ipairs(windows) do
-          local bucket = math.floor(t / w[2])
-          local expires = bucket * w[2] + w[3]
-          if expires > now then
-            local hash = prefix .. ':w:' .. w[1] .. ':' .. dim_names[d] .. ':' .. key .. ':' .. bucket
-            local fields = incr[hash]
-            if not fields then
-              fields = {}
-              incr[hash] = fields
-              expire_at[hash] = expires
-              order[#order + 1] = hash
-            end
-            for f = 0, nf - 1 do
-              local name = ARGV[fstart + 2 * f]
-              fields[name] = (fields[name] or 0) + tonumber(ARGV[fstart + 2 * f + 1])
-            end
-          end
-        end
-      end
+local dups = {}
+for _, key in ipairs(mark_order) do
+  local group = marks[key]
+  for from = 1, #group, 1000 do
+    local ids = {}
+    for k = from, math.min(from + 999, #group) do
+      ids[#ids + 1] = ARGV[first_event + per_event * group[k]]
+    end
+    local seen = redis.call('HMGET', key, unpack(ids))
+    for k = 1, #seen do
+      if seen[k] then dups[#dups + 1] = group[from + k - 1] + 1 end
     end
   end
+end
+if #dups > 0 then
+  return {0, dups}
+end
+-- Read and check everything before the first write: Redis does not undo a
+-- script that fails half-way, and marks without counts would lose data.
+local fmt = '<' .. string.rep('i8', 16)
+local i = first_event + per_event * nevents
+local nbuckets = tonumber(ARGV[i])
+local bucket_at = i + 1
+local current = {}
+for b = 0, nbuckets - 1 do
+  local key = ARGV[bucket_at + 3 * b]
+  local value = redis.pcall('GET', key)
+  if type(value) == 'table' and value.err then
+    return {2, key .. ': ' .. value.err}
+  end
+  if value and #value ~= 128 then
+    return {2, key .. ': not a 128-byte bucket'}
+  end
+  current[b + 1] = value
+end
+for _, key in ipairs(mark_order) do
+  local group = marks[key]
+  for from = 1, #group, 1000 do
+    local fields = {}
+    for k = from, math.min(from + 999, #group) do
+      fields[#fields + 1] = ARGV[first_event + per_event * group[k]]
+      fields[#fields + 1] = '1'
+    end
+    redis.call('HSET', key, unpack(fields))
+  end
+  -- The hash's day ends, then marks outlive the 7-day lateness limit.
+  local day_end = (math.floor(tonumber(ARGV[first_event + per_event * group[1] + 2]) / 86400) + 1) * 86400
+  redis.call('EXPIREAT', key, day_end + mark_ttl)
+end
+-- Repeat contact is advisory: a contacts key of the wrong type must not
+-- abort the script half-way (pcall), it only loses that figure.
+local contacts = {}
+local customers = {}
+for n = 0, nevents - 1 do
+  local at = first_event + per_event * n
+  local id, t = ARGV[at], tonumber(ARGV[at + 2])
+  local contacts_key = prefix .. ':scoring:contacts:' .. ARGV[at + 1]
+  if ARGV[at + 3] == '0' then
+    redis.pcall('ZADD', contacts_key, t, id)
+  end
   customers[contacts_key] = true
-  result[n] = {fresh and 1 or 0, redis.call('ZCOUNT', contacts_key, t - repeat_s, t)}
+  local count = redis.pcall('ZCOUNT', contacts_key, t - repeat_s, t)
+  if type(count) ~= 'number' then count = 1 end
+  contacts[n + 1] = count
 end
-for contacts_key in pairs(customers) do
-  redis.call('ZREMRANGEBYSCORE', contacts_key, '-inf', now - mark_ttl)
-  redis.call('EXPIRE', contacts_key, mark_ttl)
-end
-for _, hash in ipairs(order) do
-  for name, value in pairs(incr[hash]) do
-    redis.call('HINCRBY', hash, name, value)
+for b = 0, nbuckets - 1 do
+  local at = bucket_at + 3 * b
+  local d = {struct.unpack(fmt, ARGV[at + 2])}
+  local c = current[b + 1]
+  if c then
+    c = {struct.unpack(fmt, c)}
+    for f = 1, 16 do d[f] = d[f] + c[f] end
   end
-  redis.call('EXPIREAT', hash, expire_at[hash])
+  redis.call('SET', ARGV[at], struct.pack(fmt, d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8],
+    d[9], d[10], d[11], d[12], d[13], d[14], d[15], d[16]), 'EXAT', ARGV[at + 1])
 end
-for index, keys in pairs(latest) do
-  for key, t in pairs(keys) do
-    redis.call('ZADD', index, 'GT', t, key)
-  end
+i = bucket_at + 3 * nbuckets
+local nindex = tonumber(ARGV[i])
+i = i + 1
+local indexes = {}
+for x = 1, nindex do
+  redis.call('ZADD', ARGV[i], 'GT', ARGV[i + 2], ARGV[i + 1])
+  indexes[ARGV[i]] = true
+  i = i + 3
+end
+for index in pairs(indexes) do
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now - mark_ttl)
 end
-return result
+for contacts_key in pairs(customers) do
+  redis.pcall('ZREMRANGEBYSCORE', contacts_key, '-inf', now - mark_ttl)
+  redis.pcall('EXPIRE', contacts_key, mark_ttl)
+end
+return {1, contacts}
 "#;
+
+/// The 16 counters in `FIELD_NAMES` order, as stored.
+pub fn pack(aggregate: &Aggregate) -> Vec<u8> {
+    let values: HashMap<&str, i64> = aggregate.fields().collect();
+    let mut out = Vec::with_capacity(COUNTERS * 8);
+    for name in Aggregate::FIELD_NAMES {
+        out.extend_from_slice(&values.get(name).copied().unwrap_or(0).to_le_bytes());
+    }
+    out
+}
+
+/// Inverse of [`pack`]; anything but 128 bytes reads as empty.
+pub fn unpack(bytes: &[u8]) -> Aggregate {
+    if bytes.len() != COUNTERS * 8 {
+        return Aggregate::default();
+    }
+    Aggregate::from_fields(
+        Aggregate::FIELD_NAMES
+            .iter()
+            .zip(bytes.chunks_exact(8))
+            .map(|(name, chunk)| {
+                (
+                    *name,
+                    i64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                )
+            }),
+    )
+}
 
 /// What the script reports per interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +208,14 @@ pub struct WindowStore {
     prefix: String,
     script: redis::Script,
 }
+
+const DIMENSIONS: [Dimension; 5] = [
+    Dimension::Agent,
+    Dimension::Team,
+    Dimension::Queue,
+    Dimension::Channel,
+    Dimension::Global,
+];
 
 impl WindowStore {
     pub fn new(redis: RedisPool, prefix: &str) -> WindowStore {
@@ -141,45 +236,134 @@ impl WindowStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        // A repeat inside the batch counts as counted before: only its
+        // first copy may add to the windows.
+        let mut first_seen = std::collections::HashSet::new();
+        let mut counted_before: Vec<bool> = batch
+            .iter()
+            .map(|s| !first_seen.insert(s.interaction().interaction_id.as_str()))
+            .collect();
+        // Each round either writes, or learns which interactions another
+        // attempt already counted; a concurrent replica can add to that set
+        // at most once per record.
+        loop {
+            let invocation = self.invocation(batch, &counted_before, now_s);
+            let mut conn = self.redis.get().await?;
+            let (outcome, detail): (i64, redis::Value) = invocation.invoke_async(&mut conn).await?;
+            if outcome == 2 {
+                // Nothing was written; an operator must look at that key.
+                let reason: String = redis::from_redis_value(detail).unwrap_or_default();
+                return Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "window store refused the batch",
+                    reason,
+                )));
+            }
+            let values: Vec<i64> = redis::from_redis_value(detail)?;
+            if outcome == 1 {
+                return Ok(values
+                    .into_iter()
+                    .zip(counted_before)
+                    .map(|(contacts, before)| Applied {
+                        counted: !before,
+                        contacts_in_window: u32::try_from(contacts).unwrap_or(u32::MAX),
+                    })
+                    .collect());
+            }
+            for position in values {
+                counted_before[(position - 1) as usize] = true;
+            }
+        }
+    }
+
+    /// Builds the script call: events, pre-aggregated bucket deltas of the
+    /// events not counted before, and the ranking index updates.
+    fn invocation(
+        &self,
+        batch: &[Scored],
+        counted_before: &[bool],
+        now_s: i64,
+    ) -> redis::ScriptInvocation<'_> {
+        let mut buckets: HashMap<String, (i64, Aggregate)> = HashMap::new();
+        let mut latest: HashMap<(Dimension, &str), i64> = HashMap::new();
+        for (scored, before) in batch.iter().zip(counted_before) {
+            let keys = [
+                scored.dimension_keys[0].as_str(),
+                scored.dimension_keys[1].as_str(),
+                scored.dimension_keys[2].as_str(),
+                scored.dimension_keys[3].as_str(),
+                Dimension::GLOBAL_KEY,
+            ];
+            for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
+                if key.is_empty() {
+                    continue;
+                }
+                let t = latest
+                    .entry((dimension, key))
+                    .or_insert(scored.occurred_at_s);
+                *t = (*t).max(scored.occurred_at_s);
+                if *before {
+                    continue;
+                }
+                for window in Window::ALL {
+                    let bucket = window.bucket_of(scored.occurred_at_s);
+                    let expires = window.expires_at_s(bucket);
+                    if expires <= now_s {
+                        continue;
+                    }
+                    buckets
+                        .entry(self.bucket_key(window, dimension, key, bucket))
+                        .or_insert_with(|| (expires, Aggregate::default()))
+                        .1
+                        .add(&scored.contribution);
+                }
+            }
+        }
+
         let mut invocation = self.script.prepare_invoke();
         invocation
             .arg(&self.prefix)
             .arg(MARK_TTL_S)
             .arg(now_s)
             .arg(REPEAT_CONTACT_S)
-            .arg(Window::ALL.len());
-        for window in Window::ALL {
-            invocation
-                .arg(window.as_str())
-                .arg(window.bucket_s())
-                .arg(window.retention_s());
-        }
-        invocation.arg(batch.len());
-        for scored in batch {
+            .arg(batch.len());
+        for (scored, before) in batch.iter().zip(counted_before) {
             let interaction = scored.interaction();
-            let aggregate = Aggregate::of(&scored.contribution);
-            let fields: Vec<(&'static str, i64)> = aggregate.fields().collect();
             invocation
                 .arg(&interaction.interaction_id)
                 .arg(&interaction.customer_id)
-                .arg(scored.occurred_at_s);
-            for key in &scored.dimension_keys {
-                invocation.arg(key);
-            }
-            invocation.arg(fields.len());
-            for (name, value) in fields {
-                invocation.arg(name).arg(value);
-            }
+                .arg(scored.occurred_at_s)
+                .arg(if *before { "1" } else { "0" })
+                .arg(self.mark_key(&interaction.interaction_id, scored.occurred_at_s));
         }
-        let mut conn = self.redis.get().await?;
-        let raw: Vec<(i64, i64)> = invocation.invoke_async(&mut conn).await?;
-        Ok(raw
-            .into_iter()
-            .map(|(fresh, contacts)| Applied {
-                counted: fresh == 1,
-                contacts_in_window: u32::try_from(contacts).unwrap_or(u32::MAX),
-            })
-            .collect())
+        invocation.arg(buckets.len());
+        for (key, (expires, aggregate)) in &buckets {
+            invocation.arg(key).arg(*expires).arg(pack(aggregate));
+        }
+        invocation.arg(latest.len());
+        for ((dimension, key), t) in &latest {
+            invocation
+                .arg(format!(
+                    "{}:scoring:keys:{}",
+                    self.prefix,
+                    dimension.as_str()
+                ))
+                .arg(*key)
+                .arg(*t);
+        }
+        invocation
+    }
+
+    /// The mark hash of an interaction: its event day and a stable shard
+    /// (FNV-1a, the same in every process and replica).
+    fn mark_key(&self, interaction_id: &str, occurred_at_s: i64) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in interaction_id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let day = occurred_at_s.div_euclid(86_400);
+        format!("{}:scoring:seen:{day}:{}", self.prefix, hash % MARK_SHARDS)
     }
 
     fn bucket_key(&self, window: Window, dimension: Dimension, key: &str, bucket: i64) -> String {
@@ -193,7 +377,7 @@ impl WindowStore {
         )
     }
 
-    /// The sum of the 60 buckets of `window` ending at `now_s`: one pipeline.
+    /// The sum of the 60 buckets of `window` ending at `now_s`: one MGET.
     pub async fn aggregate(
         &self,
         dimension: Dimension,
@@ -201,17 +385,14 @@ impl WindowStore {
         window: Window,
         now_s: i64,
     ) -> Result<Aggregate, RedisError> {
-        let mut pipe = redis::pipe();
-        for bucket in window.query_buckets(now_s) {
-            pipe.cmd("HGETALL")
-                .arg(self.bucket_key(window, dimension, key, bucket));
-        }
+        let keys: Vec<String> = window
+            .query_buckets(now_s)
+            .map(|bucket| self.bucket_key(window, dimension, key, bucket))
+            .collect();
         let mut conn = self.redis.get().await?;
-        let hashes: Vec<Vec<(String, i64)>> = pipe.query_async(&mut conn).await?;
-        Ok(hashes
-            .iter()
-            .map(|fields| Aggregate::from_fields(fields.iter().map(|(k, v)| (k.as_str(), *v))))
-            .sum())
+        let values: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(values.iter().flatten().map(|bytes| unpack(bytes)).sum())
     }
 
     pub async fn metrics(
@@ -244,5 +425,30 @@ impl WindowStore {
             .arg("+inf")
             .query_async(&mut conn)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cx_windows::Contribution;
+
+    #[test]
+    fn packing_round_trips_every_counter() {
+        let mut aggregate = Aggregate::default();
+        for n in 0..10u8 {
+            aggregate.add(&Contribution {
+                nps: Some(n),
+                csat: Some(n % 5 + 1),
+                ces: Some(n % 7 + 1),
+                sentiment: Some(-0.5 + f64::from(n) / 10.0),
+                transfers: Some(u32::from(n)),
+                resolved: Some(n % 2 == 0),
+            });
+        }
+        let packed = pack(&aggregate);
+        assert_eq!(packed.len(), 128);
+        assert_eq!(unpack(&packed), aggregate);
+        assert_eq!(unpack(b"short"), Aggregate::default());
     }
 }
