@@ -592,10 +592,12 @@ async fn redis_commands(
     Ok((total, scripts))
 }
 
-/// Mean `MEMORY USAGE` over up to 200 keys matching `pattern`.
+/// Mean `MEMORY USAGE` over up to 200 keys matching `pattern`; with
+/// `per` (e.g. HLEN), bytes per element instead of per key.
 async fn average_memory(
     conn: &mut redis::aio::MultiplexedConnection,
     pattern: &str,
+    per: Option<&str>,
 ) -> Result<Option<f64>, Box<dyn std::error::Error>> {
     let mut cursor = 0u64;
     let mut keys: Vec<String> = Vec::new();
@@ -618,16 +620,25 @@ async fn average_memory(
     if keys.is_empty() {
         return Ok(None);
     }
-    let mut total = 0u64;
+    let (mut bytes_total, mut elements) = (0u64, 0u64);
     for key in &keys {
         let bytes: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
             .arg(key)
             .query_async(conn)
             .await?;
-        total += bytes.unwrap_or(0);
+        bytes_total += bytes.unwrap_or(0);
+        elements += match per {
+            Some(command) => {
+                redis::cmd(command)
+                    .arg(key)
+                    .query_async::<u64>(conn)
+                    .await?
+            }
+            None => 1,
+        };
     }
-    Ok(Some(total as f64 / keys.len() as f64))
+    Ok(Some(bytes_total as f64 / elements.max(1) as f64))
 }
 
 /// `redis-benchmark` pipelined SET throughput, measured now on the same machine.
@@ -730,16 +741,16 @@ async fn bench_scoring(args: ScoringArgs) -> Result<(), Box<dyn std::error::Erro
         args.count as f64 / (scripts_after - scripts_before).max(1) as f64,
         commands_per_s
     );
-    for (label, pattern) in [
-        ("window bucket hash", format!("{}:win:*", args.key_prefix)),
-        (
-            "interaction mark",
-            format!("{}:scoring:seen:*", args.key_prefix),
-        ),
-    ] {
-        if let Some(avg) = average_memory(&mut redis_conn, &pattern).await? {
-            println!("  {label}: {avg:.0} bytes each (MEMORY USAGE, sample of up to 200)");
-        }
+    if let Some(avg) =
+        average_memory(&mut redis_conn, &format!("{}:win:*", args.key_prefix), None).await?
+    {
+        println!("  window bucket: {avg:.0} bytes each (MEMORY USAGE, sample of up to 200 keys)");
+    }
+    let marks = format!("{}:scoring:seen:*", args.key_prefix);
+    if let Some(avg) = average_memory(&mut redis_conn, &marks, Some("HLEN")).await? {
+        println!(
+            "  interaction mark: {avg:.0} bytes each (MEMORY USAGE of mark hashes / their fields)"
+        );
     }
     match redis_benchmark_baseline(&args.redis) {
         Some(baseline) => println!(

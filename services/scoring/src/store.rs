@@ -368,7 +368,7 @@ impl WindowStore {
 
     fn bucket_key(&self, window: Window, dimension: Dimension, key: &str, bucket: i64) -> String {
         format!(
-            "{}:w:{}:{}:{}:{}",
+            "{}:win:{}:{}:{}:{}",
             self.prefix,
             window.as_str(),
             dimension.as_str(),
