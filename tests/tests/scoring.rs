@@ -100,7 +100,7 @@ async fn produce(config: &Config, items: &[v1::Interaction]) {
 }
 
 /// One record per produce request. tansu 0.6 (the local test broker)
-/// serves a fetch from an offset inside a multi-record batch by skipping to
+/// serves a fetch from an offset inside a multi-record batch by jumping to
 /// the next batch; Apache Kafka returns the whole batch. Tests that restart
 /// a consumer mid-stream therefore write one record per batch, so the
 /// broker's shortcut cannot hide or cause a loss.

@@ -3,7 +3,7 @@
 //!
 //! Auto-commit and auto offset store are off. A batch is handed to the
 //! handler until it succeeds (a failing dependency pauses consumption rather
-//! than skipping records); then every offset in it is stored and committed.
+//! than passing over records); then every offset in it is stored and committed.
 //! A crash or a rebalance redelivers at most the uncommitted batches, so
 //! handlers must be idempotent (every cxloop effect is keyed).
 

@@ -4,14 +4,12 @@
 //!
 //! cargo bench -p cx-scoring --bench per_event
 
-use std::collections::HashMap;
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cx_analytics::tags::Taxonomy;
 use cx_domain::DetractorThresholds;
 use cx_proto::v1;
 use cx_scoring::score::Scorer;
-use cx_windows::{Aggregate, Window};
+use cx_scoring::store::pre_aggregate;
 
 const VERBATIMS: [&str; 8] = [
     "The agent was lovely and fixed my bill in minutes",
@@ -59,25 +57,14 @@ fn per_event(c: &mut Criterion) {
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("score+sentiment+tags+aggregate", |b| {
         b.iter(|| {
-            // The same pre-aggregation the Lua script does, keyed like Redis.
-            let mut buckets: HashMap<(usize, usize, String, i64), Aggregate> = HashMap::new();
-            for interaction in &batch {
-                let scored = scorer.score(interaction.clone()).unwrap();
-                for (dimension, key) in scored.dimension_keys.iter().enumerate() {
-                    for (w, window) in Window::ALL.iter().enumerate() {
-                        buckets
-                            .entry((
-                                dimension,
-                                w,
-                                key.clone(),
-                                window.bucket_of(scored.occurred_at_s),
-                            ))
-                            .or_default()
-                            .add(&scored.contribution);
-                    }
-                }
-            }
-            buckets.len()
+            // Scoring, then the pre-aggregation the Redis step sends.
+            let scored: Vec<_> = batch
+                .iter()
+                .map(|i| scorer.score(i.clone()).unwrap())
+                .collect();
+            let counted_before = vec![false; scored.len()];
+            let now = 1_800_000_000 + 3600;
+            pre_aggregate(&scored, &counted_before, now).buckets.len()
         })
     });
     group.bench_function("baseline: clone only", |b| {

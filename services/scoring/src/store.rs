@@ -202,6 +202,78 @@ pub struct Applied {
     pub contacts_in_window: u32,
 }
 
+/// One bucket of one window of one dimension key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BucketRef<'a> {
+    pub dimension: Dimension,
+    pub key: &'a str,
+    pub window: Window,
+    pub bucket: i64,
+}
+
+/// A batch's deltas per bucket (with the bucket's expiry) and the latest
+/// event time per dimension key.
+#[derive(Debug, Default)]
+pub struct PreAggregated<'a> {
+    pub buckets: FastMap<BucketRef<'a>, (i64, Aggregate)>,
+    pub latest: FastMap<(Dimension, &'a str), i64>,
+}
+
+/// The hot path hashes ~20 bucket ids per event: a fast non-cryptographic
+/// hasher (keys are our own, not attacker-chosen at this point).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Sums the contributions of the events not counted before into their
+/// buckets, skipping buckets already past their expiry at `now_s`. Keys are
+/// borrowed: strings are built once per distinct bucket, not per event.
+pub fn pre_aggregate<'a>(
+    batch: &'a [Scored],
+    counted_before: &[bool],
+    now_s: i64,
+) -> PreAggregated<'a> {
+    let mut out = PreAggregated::default();
+    for (scored, before) in batch.iter().zip(counted_before) {
+        let keys = [
+            scored.dimension_keys[0].as_str(),
+            scored.dimension_keys[1].as_str(),
+            scored.dimension_keys[2].as_str(),
+            scored.dimension_keys[3].as_str(),
+            Dimension::GLOBAL_KEY,
+        ];
+        for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
+            if key.is_empty() {
+                continue;
+            }
+            let t = out
+                .latest
+                .entry((dimension, key))
+                .or_insert(scored.occurred_at_s);
+            *t = (*t).max(scored.occurred_at_s);
+            if *before {
+                continue;
+            }
+            for window in Window::ALL {
+                let bucket = window.bucket_of(scored.occurred_at_s);
+                let expires = window.expires_at_s(bucket);
+                if expires <= now_s {
+                    continue;
+                }
+                out.buckets
+                    .entry(BucketRef {
+                        dimension,
+                        key,
+                        window,
+                        bucket,
+                    })
+                    .or_insert_with(|| (expires, Aggregate::default()))
+                    .1
+                    .add(&scored.contribution);
+            }
+        }
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct WindowStore {
     redis: RedisPool,
@@ -284,42 +356,7 @@ impl WindowStore {
         counted_before: &[bool],
         now_s: i64,
     ) -> redis::ScriptInvocation<'_> {
-        let mut buckets: HashMap<String, (i64, Aggregate)> = HashMap::new();
-        let mut latest: HashMap<(Dimension, &str), i64> = HashMap::new();
-        for (scored, before) in batch.iter().zip(counted_before) {
-            let keys = [
-                scored.dimension_keys[0].as_str(),
-                scored.dimension_keys[1].as_str(),
-                scored.dimension_keys[2].as_str(),
-                scored.dimension_keys[3].as_str(),
-                Dimension::GLOBAL_KEY,
-            ];
-            for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
-                if key.is_empty() {
-                    continue;
-                }
-                let t = latest
-                    .entry((dimension, key))
-                    .or_insert(scored.occurred_at_s);
-                *t = (*t).max(scored.occurred_at_s);
-                if *before {
-                    continue;
-                }
-                for window in Window::ALL {
-                    let bucket = window.bucket_of(scored.occurred_at_s);
-                    let expires = window.expires_at_s(bucket);
-                    if expires <= now_s {
-                        continue;
-                    }
-                    buckets
-                        .entry(self.bucket_key(window, dimension, key, bucket))
-                        .or_insert_with(|| (expires, Aggregate::default()))
-                        .1
-                        .add(&scored.contribution);
-                }
-            }
-        }
-
+        let PreAggregated { buckets, latest } = pre_aggregate(batch, counted_before, now_s);
         let mut invocation = self.script.prepare_invoke();
         invocation
             .arg(&self.prefix)
@@ -337,8 +374,11 @@ impl WindowStore {
                 .arg(self.mark_key(&interaction.interaction_id, scored.occurred_at_s));
         }
         invocation.arg(buckets.len());
-        for (key, (expires, aggregate)) in &buckets {
-            invocation.arg(key).arg(*expires).arg(pack(aggregate));
+        for (bucket, (expires, aggregate)) in &buckets {
+            invocation
+                .arg(self.bucket_key(bucket.window, bucket.dimension, bucket.key, bucket.bucket))
+                .arg(*expires)
+                .arg(pack(aggregate));
         }
         invocation.arg(latest.len());
         for ((dimension, key), t) in &latest {
