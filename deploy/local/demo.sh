@@ -34,6 +34,9 @@ cargo build --release --bins --locked
 step "3/4 starting cx-ingest (127.0.0.1:50051 / :8081) and cx-scoring (127.0.0.1:50052 / :8082)"
 export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,alerts:write,followups:read,followups:write"
 export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
+# A Redis key prefix of its own: the rolling metrics show this run only.
+printf '[redis]\nkey_prefix = "cxdemo:%s"\n' "${token#demo-}" >"$run/cx.toml"
+export CX_CONFIG="$run/cx.toml"
 for service in ingest scoring; do
   target/release/cx-$service >"$run/$service.log" 2>&1 &
   pids+=($!)
