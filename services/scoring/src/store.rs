@@ -93,17 +93,22 @@ local fmt = '<' .. string.rep('i8', 16)
 local i = first_event + per_event * nevents
 local nbuckets = tonumber(ARGV[i])
 local bucket_at = i + 1
+-- MGET answers nil for a key of another type; the SET below then replaces
+-- it, so no write can fail half-way.
 local current = {}
-for b = 0, nbuckets - 1 do
-  local key = ARGV[bucket_at + 3 * b]
-  local value = redis.pcall('GET', key)
-  if type(value) == 'table' and value.err then
-    return {2, key .. ': ' .. value.err}
+for from = 0, nbuckets - 1, 1000 do
+  local keys = {}
+  for b = from, math.min(from + 999, nbuckets - 1) do
+    keys[#keys + 1] = ARGV[bucket_at + 3 * b]
   end
-  if value and #value ~= 128 then
-    return {2, key .. ': not a 128-byte bucket'}
+  local values = redis.call('MGET', unpack(keys))
+  for k = 1, #values do
+    local value = values[k]
+    if value and #value ~= 128 then
+      return {2, keys[k] .. ': not a 128-byte bucket'}
+    end
+    current[from + k] = value
   end
-  current[b + 1] = value
 end
 for _, key in ipairs(mark_order) do
   local group = marks[key]
