@@ -11,7 +11,7 @@
 //! instruction of the service leaves either both or neither, and a
 //! redelivered record adds nothing. A bucket is a string of 16
 //! little-endian i64 counters (the `cx_windows::Aggregate` fields in
-//! `FIELD_NAMES` order): one GET and one SET per touched bucket, and one
+//! `FIELD_NAMES` order): read with MGET, one SET per touched bucket, and one
 //! MGET of 60 keys per query.
 //!
 //! Key layout (`{p}` = the configured key prefix, default `cx`):
