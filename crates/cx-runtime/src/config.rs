@@ -69,7 +69,7 @@ impl Default for Topics {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
     pub brokers: String,
     /// librdkafka properties passed through unchanged (e.g.
@@ -95,7 +95,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub service: ServiceName,
     pub kafka: KafkaConfig,
@@ -385,6 +385,76 @@ impl Config {
     }
 }
 
+/// Properties whose values are secrets (SASL and TLS passwords, keys).
+fn is_secret_property(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "key", "token", "credentials"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+// Configs end up in logs and panics: secrets are masked in Debug.
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_property(k) {
+                        "***"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication", &self.topic_replication)
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("service", &self.service)
+            .field("kafka", &self.kafka)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("auth", &self.auth)
+            .field(
+                "alert_webhook_url",
+                &self.alert_webhook_url.as_deref().map(redact_url),
+            )
+            .field("log_filter", &self.log_filter)
+            .field("log_format", &self.log_format)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("worker_threads", &self.worker_threads)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
 fn parse_addr(
     name: &str,
     value: Option<String>,
@@ -490,6 +560,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("CX_KAFKA_PROPERTIES"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_masks_secrets() {
+        let cfg = Config::from_parts(
+            ServiceName::Ingest,
+            toml::Table::new(),
+            &env(&[
+                ("CX_REDIS_URL", "redis://app:hunter2@redis:6379/0"),
+                (
+                    "CX_KAFKA_PROPERTIES",
+                    "sasl.password=hunter3;ssl.key.password=hunter4;client.id=x",
+                ),
+                ("CX_AUTH_TOKENS", "hunter5=ingest:write"),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{cfg:?}");
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!printed.contains(secret), "{secret} leaked: {printed}");
+        }
+        assert!(
+            printed.contains("redis://app:***@redis:6379/0"),
+            "{printed}"
+        );
+        assert!(printed.contains("client.id"), "{printed}");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 
     #[test]
