@@ -12,12 +12,12 @@ cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 run="$root/.local/demo"
 mkdir -p "$run"
-token="demo-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-pids=()
+# shellcheck source=services.sh
+. deploy/local/services.sh
+token="$(new_token demo)"
 
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  stop_services
   deploy/local/stack.sh down
 }
 trap cleanup EXIT
@@ -37,18 +37,9 @@ export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
 # A Redis key prefix of its own: the rolling metrics show this run only.
 printf '[redis]\nkey_prefix = "cxdemo:%s"\n' "${token#demo-}" >"$run/cx.toml"
 export CX_CONFIG="$run/cx.toml"
-for service in ingest scoring; do
-  target/release/cx-$service >"$run/$service.log" 2>&1 &
-  pids+=($!)
-done
+start_service ingest 8081
+start_service scoring 8082
 unset CX_AUTH_TOKENS
-for port in 8081 8082; do
-  for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "service on :$port did not become ready; see $run/*.log"; exit 1; }
-done
 echo "ready (logs: $run/)"
 
 step "4/4 submitting sample interactions; records as they land on cx.interactions.v1"

@@ -30,6 +30,19 @@ fn parse_window(name: &str) -> Result<Window, FieldViolation> {
         .ok_or_else(|| FieldViolation::new("window", "must be one of 15m, 1h, 24h, 7d"))
 }
 
+/// Dimension and window of a request; what is wrong goes to `violations`.
+fn parse_target(
+    dimension: &str,
+    window: &str,
+    violations: &mut Vec<FieldViolation>,
+) -> (Option<Dimension>, Option<Window>) {
+    let dimension = parse_dimension(dimension)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let window = parse_window(window).map_err(|v| violations.push(v)).ok();
+    (dimension, window)
+}
+
 fn unavailable(error: redis::RedisError) -> tonic::Status {
     ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
 }
@@ -77,12 +90,8 @@ impl v1::metrics_service_server::MetricsService for GrpcMetrics {
         let started = Instant::now();
         let request = request.into_inner();
         let mut violations = Vec::new();
-        let dimension = parse_dimension(&request.dimension)
-            .map_err(|v| violations.push(v))
-            .ok();
-        let window = parse_window(&request.window)
-            .map_err(|v| violations.push(v))
-            .ok();
+        let (dimension, window) =
+            parse_target(&request.dimension, &request.window, &mut violations);
         let key = match dimension.and_then(Dimension::fixed_key) {
             Some(fixed) if request.key.is_empty() || request.key == fixed => fixed.to_string(),
             Some(fixed) => {
@@ -126,12 +135,8 @@ impl v1::metrics_service_server::MetricsService for GrpcMetrics {
         let started = Instant::now();
         let request = request.into_inner();
         let mut violations = Vec::new();
-        let dimension = parse_dimension(&request.dimension)
-            .map_err(|v| violations.push(v))
-            .ok();
-        let window = parse_window(&request.window)
-            .map_err(|v| violations.push(v))
-            .ok();
+        let (dimension, window) =
+            parse_target(&request.dimension, &request.window, &mut violations);
         if !Metrics::NAMES.contains(&request.metric.as_str()) {
             violations.push(FieldViolation::new(
                 "metric",

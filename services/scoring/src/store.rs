@@ -229,7 +229,7 @@ pub struct PreAggregated<'a> {
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Sums the contributions of the events not counted before into their
-/// buckets, skipping buckets already past their expiry at `now_s`. Keys are
+/// buckets, leaving out buckets already past their expiry at `now_s`. Keys are
 /// borrowed: strings are built once per distinct bucket, not per event.
 pub fn pre_aggregate<'a>(
     batch: &'a [Scored],

@@ -1,0 +1,28 @@
+# Sourced by demo.sh and bench.sh: start release builds of cxloop services
+# in the background, wait for /readyz, and stop exactly those on exit.
+# Expects $root (repository) and $run (log folder) to be set.
+
+pids=()
+
+# start_service NAME HTTP_PORT: runs target/release/cx-NAME, waits until ready.
+start_service() {
+  "$root/target/release/cx-$1" >"$run/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "cx-$1 did not become ready; see $run/$1.log" >&2
+  exit 1
+}
+
+stop_services() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+
+# A random bearer token for this run, never written to disk.
+new_token() {
+  printf '%s-%s' "$1" "$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+}
