@@ -235,6 +235,43 @@ impl SharedProducer {
         results
     }
 
+    /// Dead-letters consumed records with their reasons, waiting for every
+    /// ack; the first failure is returned (and a broken producer replaced).
+    pub async fn dead_letter(
+        &self,
+        deadletter_topic: &str,
+        dead: &[(&rdkafka::message::OwnedMessage, String)],
+    ) -> Result<(), String> {
+        use rdkafka::Message as _;
+        let producer = self.get();
+        let sends = dead.iter().map(|(message, reason)| {
+            let producer = producer.clone();
+            async move {
+                DeadLetter {
+                    error: reason,
+                    source_topic: message.topic(),
+                    source_partition: message.partition(),
+                    source_offset: message.offset(),
+                }
+                .publish(&producer, deadletter_topic, message.key(), message.payload())
+                .await
+            }
+        });
+        let errors: Vec<KafkaError> = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if let Some(error) = errors.first() {
+            self.recover_if_broken(&producer, &errors);
+            return Err(format!("dead-letter publish failed: {error}"));
+        }
+        for (message, reason) in dead {
+            tracing::warn!(%reason, topic = message.topic(), offset = message.offset(), "record dead-lettered");
+        }
+        Ok(())
+    }
+
     pub fn get(&self) -> std::sync::Arc<FutureProducer> {
         self.current
             .read()

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use cx_proto::prost::Message as _;
 use cx_proto::v1;
-use cx_runtime::kafka::{DeadLetter, SharedProducer};
+use cx_runtime::kafka::SharedProducer;
 use cx_runtime::Readiness;
-use futures::future::join_all;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
@@ -56,38 +55,9 @@ impl ScoringHandler {
     }
 
     async fn dead_letter(&self, dead: &[(&OwnedMessage, String)]) -> Result<(), String> {
-        let producer = self.producer.get();
-        let sends = dead.iter().map(|(message, reason)| {
-            let letter = DeadLetter {
-                error: reason,
-                source_topic: message.topic(),
-                source_partition: message.partition(),
-                source_offset: message.offset(),
-            };
-            let producer = producer.clone();
-            async move {
-                letter
-                    .publish(
-                        &producer,
-                        &self.deadletter_topic,
-                        message.key(),
-                        message.payload(),
-                    )
-                    .await
-            }
-        });
-        let errors: Vec<_> = join_all(sends)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        if let Some(error) = errors.first() {
-            self.producer.recover_if_broken(&producer, &errors);
-            return Err(format!("dead-letter publish failed: {error}"));
-        }
-        for (_, reason) in dead {
-            tracing::warn!(%reason, "record dead-lettered");
-        }
+        self.producer
+            .dead_letter(&self.deadletter_topic, dead)
+            .await?;
         telemetry::count_deadlettered(dead.len());
         Ok(())
     }
