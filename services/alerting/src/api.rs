@@ -1,0 +1,321 @@
+//! gRPC AlertService: list, acknowledge and watch alerts.
+
+use std::pin::Pin;
+
+use cx_domain::FieldViolation;
+use cx_proto::v1;
+use cx_rules::Alert;
+use cx_runtime::auth::Principal;
+use cx_runtime::ServiceError;
+use cx_windows::Dimension;
+use futures::Stream;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::store::{AlertFilter, AlertStore, PageToken};
+use crate::telemetry;
+use crate::watch::{AlertFeed, FeedEntry, StreamId};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+pub struct GrpcAlerts {
+    pub store: AlertStore,
+    pub feed: AlertFeed,
+}
+
+fn unavailable(error: redis::RedisError) -> tonic::Status {
+    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
+}
+
+fn timestamp(t: OffsetDateTime) -> cx_proto::prost_types::Timestamp {
+    cx_proto::prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}
+
+fn millis(t: &cx_proto::prost_types::Timestamp) -> i64 {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
+pub fn to_proto(alert: &Alert) -> v1::Alert {
+    v1::Alert {
+        alert_id: alert.alert_id.clone(),
+        rule: alert.rule.clone(),
+        kind: alert.kind.as_str().to_string(),
+        severity: alert.severity.as_str().to_string(),
+        dimension: alert.dimension.clone(),
+        key: alert.key.clone(),
+        customer_id: alert.customer_id.clone(),
+        interaction_id: alert.interaction_id.clone(),
+        window: alert.window.clone(),
+        metric: alert.metric.clone(),
+        value: alert.value,
+        threshold: alert.threshold,
+        message: alert.message.clone(),
+        created_at: Some(timestamp(alert.created_at)),
+        suppressed_count: alert.suppressed_count,
+        acknowledged: alert.acknowledged,
+        acknowledged_by: alert.acknowledged_by.clone(),
+        acknowledged_at: alert.acknowledged_at.map(timestamp),
+    }
+}
+
+fn check_severity(severity: &str, violations: &mut Vec<FieldViolation>) -> Option<String> {
+    if severity.is_empty() {
+        return None;
+    }
+    if !SEVERITIES.contains(&severity) {
+        violations.push(FieldViolation::new(
+            "severity",
+            "must be one of info, warning, critical",
+        ));
+    }
+    Some(severity.to_string())
+}
+
+type AlertStream = Pin<Box<dyn Stream<Item = Result<v1::Alert, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::alert_service_server::AlertService for GrpcAlerts {
+    async fn list_alerts(
+        &self,
+        request: tonic::Request<v1::ListAlertsRequest>,
+    ) -> Result<tonic::Response<v1::ListAlertsResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let severity = check_severity(&request.severity, &mut violations);
+        if !request.dimension.is_empty() && Dimension::parse(&request.dimension).is_none() {
+            violations.push(FieldViolation::new(
+                "dimension",
+                "must be one of agent, team, queue, channel, global",
+            ));
+        }
+        if request.page_size > MAX_PAGE_SIZE {
+            violations.push(FieldViolation::new(
+                "page_size",
+                format!("must be at most {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let token = PageToken::decode(&request.page_token);
+            if token.is_none() {
+                violations.push(FieldViolation::new(
+                    "page_token",
+                    "is not a token from a previous ListAlerts answer",
+                ));
+            }
+            token
+        };
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations).into());
+        }
+        let filter = AlertFilter {
+            since_ms: request.since.as_ref().map(millis),
+            severity,
+            dimension: (!request.dimension.is_empty()).then_some(request.dimension),
+            key: (!request.key.is_empty()).then_some(request.key),
+            acknowledged: request.acknowledged,
+        };
+        let page_size = if request.page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            request.page_size
+        };
+        let (alerts, next) = self
+            .store
+            .list(&filter, after.as_ref(), page_size as usize)
+            .await
+            .map_err(unavailable)?;
+        Ok(tonic::Response::new(v1::ListAlertsResponse {
+            alerts: alerts.iter().map(to_proto).collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: tonic::Request<v1::AcknowledgeAlertRequest>,
+    ) -> Result<tonic::Response<v1::Alert>, tonic::Status> {
+        let caller = request
+            .extensions()
+            .get::<Principal>()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        if request.alert_id.is_empty() {
+            violations.push(FieldViolation::new("alert_id", "is required"));
+        }
+        if request.acknowledged_by.len() > 128 {
+            violations.push(FieldViolation::new(
+                "acknowledged_by",
+                "must be at most 128 bytes",
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations).into());
+        }
+        let by = if request.acknowledged_by.is_empty() {
+            caller
+        } else {
+            request.acknowledged_by
+        };
+        match self
+            .store
+            .acknowledge(&request.alert_id, &by, OffsetDateTime::now_utc())
+            .await
+            .map_err(unavailable)?
+        {
+            Some(alert) => Ok(tonic::Response::new(to_proto(&alert))),
+            None => Err(ServiceError::NotFound(format!("no alert {}", request.alert_id)).into()),
+        }
+    }
+
+    type WatchAlertsStream = AlertStream;
+
+    async fn watch_alerts(
+        &self,
+        request: tonic::Request<v1::WatchAlertsRequest>,
+    ) -> Result<tonic::Response<Self::WatchAlertsStream>, tonic::Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let severity = check_severity(&request.severity, &mut violations);
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations).into());
+        }
+        // Subscribe before reading the resume point so nothing falls between.
+        let live = self.feed.subscribe();
+        let resume = if !request.after_alert_id.is_empty() {
+            let found = self
+                .store
+                .get(&request.after_alert_id)
+                .await
+                .map_err(unavailable)?;
+            match found.and_then(|(_, sid)| StreamId::parse(&sid)) {
+                Some(id) => Some(id),
+                None => {
+                    return Err(ServiceError::invalid(vec![FieldViolation::new(
+                        "after_alert_id",
+                        "no such alert (or it is past retention)",
+                    )])
+                    .into())
+                }
+            }
+        } else {
+            request.since.as_ref().map(|since| {
+                // XREAD is exclusive: start just before the first id of `since`.
+                let ms = millis(since).max(0) as u64;
+                if ms == 0 {
+                    StreamId(0, 0)
+                } else {
+                    StreamId(ms - 1, u64::MAX)
+                }
+            })
+        };
+        let (sender, receiver) = mpsc::channel(256);
+        let watcher = Watcher {
+            store: self.store.clone(),
+            severity,
+            sender,
+        };
+        tokio::spawn(watcher.run(resume, live));
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+}
+
+struct Watcher {
+    store: AlertStore,
+    severity: Option<String>,
+    sender: mpsc::Sender<Result<v1::Alert, tonic::Status>>,
+}
+
+impl Watcher {
+    async fn run(self, resume: Option<StreamId>, mut live: broadcast::Receiver<FeedEntry>) {
+        metrics::gauge!(telemetry::WATCHERS).increment(1.0);
+        let outcome = self.follow(resume, &mut live).await;
+        if let Err(status) = outcome {
+            let _ = self.sender.send(Err(status)).await;
+        }
+        metrics::gauge!(telemetry::WATCHERS).decrement(1.0);
+    }
+
+    /// Sends alerts until the client goes away (Ok) or Redis fails (Err).
+    async fn follow(
+        &self,
+        resume: Option<StreamId>,
+        live: &mut broadcast::Receiver<FeedEntry>,
+    ) -> Result<(), tonic::Status> {
+        let mut last = match resume {
+            Some(from) => match self.replay(from).await? {
+                Some(last) => last,
+                None => return Ok(()),
+            },
+            None => StreamId::default(),
+        };
+        loop {
+            match live.recv().await {
+                Ok(entry) if entry.id <= last => {}
+                Ok(entry) => {
+                    last = entry.id;
+                    if !self.send(&[entry.alert_id]).await? {
+                        return Ok(());
+                    }
+                }
+                // Fell behind the fan-out: catch up from the stream itself.
+                Err(broadcast::error::RecvError::Lagged(_)) => match self.replay(last).await? {
+                    Some(caught_up) => last = caught_up,
+                    None => return Ok(()),
+                },
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends everything after `from`; the last id sent (or `from`), or
+    /// `None` when the client went away.
+    async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
+        let mut last = from;
+        let outbox = self.store.outbox_key();
+        loop {
+            let mut conn = self.store.redis().get().await.map_err(unavailable)?;
+            let entries = AlertStore::outbox_after(&mut conn, &outbox, &last.encode(), 500, None)
+                .await
+                .map_err(unavailable)?;
+            if entries.is_empty() {
+                return Ok(Some(last));
+            }
+            let ids: Vec<String> = entries.iter().map(|(_, id)| id.clone()).collect();
+            if let Some(id) = entries.last().and_then(|(sid, _)| StreamId::parse(sid)) {
+                last = id;
+            }
+            if !self.send(&ids).await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// False when the client is gone.
+    async fn send(&self, alert_ids: &[String]) -> Result<bool, tonic::Status> {
+        let alerts = self.store.get_many(alert_ids).await.map_err(unavailable)?;
+        for (alert, _) in alerts {
+            if self
+                .severity
+                .as_deref()
+                .is_some_and(|s| alert.severity.as_str() != s)
+            {
+                continue;
+            }
+            if self.sender.send(Ok(to_proto(&alert))).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}

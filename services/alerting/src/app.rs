@@ -1,0 +1,331 @@
+//! The alerting service as a library: build from a [`Config`], run until
+//! the token is cancelled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cx_proto::v1::alert_service_server::AlertServiceServer;
+use cx_rules::{RuleConfig, RuleSet, RulesConfig, RulesError};
+use cx_runtime::auth::{AuthLayer, Scope};
+use cx_runtime::consumer::{self, ConsumerSettings};
+use cx_runtime::kafka::SharedProducer;
+use cx_runtime::server::{
+    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
+};
+use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use cx_scoring::store::WindowStore;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::GrpcAlerts;
+use crate::pipeline::AlertingHandler;
+use crate::relay::Relay;
+use crate::store::AlertStore;
+use crate::watch::AlertFeed;
+use crate::webhook::{
+    DeliveryHandler, DeliveryPolicy, Destination, DigestFlusher, Directory, DirectoryError, Routes,
+    Sender,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertingError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
+    #[error(transparent)]
+    Config(#[from] cx_runtime::ConfigError),
+    #[error("alerting.rules: {0}")]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// `[alerting]` section of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSettings {
+    pub grpc_addr: Option<String>,
+    pub http_addr: Option<String>,
+    /// Consumer group of the rule evaluation on cx.scored.v1.
+    pub group_id: String,
+    /// Consumer group of webhook delivery on cx.alerts.v1.
+    pub webhook_group_id: String,
+    pub max_batch: usize,
+    /// How long alerts stay listable.
+    pub retention_days: u32,
+    /// How far back WatchAlerts can resume.
+    pub watch_retention_hours: u32,
+    /// Replaces the built-in rules when given.
+    pub rules: Option<Vec<RuleConfig>>,
+    pub destinations: Vec<Destination>,
+    pub routes: Routes,
+    pub webhooks: DeliveryPolicy,
+    /// HMAC key for CX_ALERT_WEBHOOK_URL deliveries.
+    pub default_webhook_secret: Option<String>,
+}
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        AlertingSettings {
+            grpc_addr: None,
+            http_addr: None,
+            group_id: "cx-alerting".into(),
+            webhook_group_id: "cx-alerting-webhooks".into(),
+            max_batch: 500,
+            retention_days: 30,
+            watch_retention_hours: 24,
+            rules: None,
+            destinations: Vec::new(),
+            routes: Routes::default(),
+            webhooks: DeliveryPolicy::default(),
+            default_webhook_secret: None,
+        }
+    }
+}
+
+pub struct AlertingApp {
+    config: Config,
+    settings: AlertingSettings,
+    listeners: Listeners,
+    rules: Arc<RuleSet>,
+    directory: Arc<Directory>,
+    redis: RedisPool,
+    producer: Arc<SharedProducer>,
+    readiness: Readiness,
+}
+
+impl AlertingApp {
+    pub async fn build(config: Config) -> Result<AlertingApp, AlertingError> {
+        let settings: AlertingSettings = config.section("alerting")?;
+        let rules_config = match &settings.rules {
+            Some(rules) => RulesConfig {
+                rules: rules.clone(),
+            },
+            None => RulesConfig::contact_centre_default(),
+        };
+        let rules = Arc::new(RuleSet::compile(&rules_config)?);
+        let directory = Arc::new(Directory::new(
+            &settings.destinations,
+            &settings.routes,
+            config.alert_webhook_url.as_deref(),
+            settings.default_webhook_secret.as_deref(),
+        )?);
+        let listeners = Listeners::bind(&config).await?;
+        let redis = RedisPool::new(&config.redis_url)?;
+        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-alerting")?);
+        let readiness = Readiness::default();
+        for check in ["kafka", "redis", "pipeline", "relay"] {
+            readiness.register(check);
+        }
+        readiness.report("pipeline", Ok(()));
+        Ok(AlertingApp {
+            config,
+            settings,
+            listeners,
+            rules,
+            directory,
+            redis,
+            producer,
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listeners.grpc_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listeners.http_addr()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Consumes, relays, delivers and serves until `shutdown`; then stops
+    /// polling, finishes and commits the batches in hand, drains, flushes.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AlertingError> {
+        let AlertingApp {
+            config,
+            settings,
+            listeners,
+            rules,
+            directory,
+            redis,
+            producer,
+            readiness,
+        } = self;
+        let topics = config.kafka.topics.clone();
+        let prefix = config.redis_key_prefix.clone();
+        tracing::info!(
+            grpc = %listeners.grpc_addr(),
+            http = %listeners.http_addr(),
+            source = %topics.scored,
+            rules = rules.event_rules_len() + rules.window_rules().len(),
+            destinations = directory.destinations().count(),
+            "cx-alerting starting"
+        );
+        let alerts = AlertStore::new(redis.clone(), &prefix, settings.retention_days);
+        let background = CancellationToken::new();
+        tokio::spawn(watch_dependencies(
+            config.kafka.clone(),
+            Vec::new(),
+            topics.scored.clone(),
+            producer.clone(),
+            redis.clone(),
+            readiness.clone(),
+            background.clone(),
+        ));
+        tokio::spawn(
+            Relay {
+                alerts: alerts.clone(),
+                tail: RedisPool::new(&config.redis_url)?,
+                producer: producer.clone(),
+                topic: topics.alerts.clone(),
+                prefix: prefix.clone(),
+                watch_retention: Duration::from_secs(
+                    u64::from(settings.watch_retention_hours) * 3600,
+                ),
+                readiness: readiness.clone(),
+            }
+            .run(background.clone()),
+        );
+        let feed = AlertFeed::default();
+        tokio::spawn(feed.clone().run(
+            RedisPool::new(&config.redis_url)?,
+            alerts.outbox_key(),
+            background.clone(),
+        ));
+
+        let mut consumers = Vec::new();
+        {
+            let config = config.clone();
+            let stop = shutdown.clone();
+            let mut handler = AlertingHandler {
+                rules,
+                windows: WindowStore::new(redis.clone(), &prefix),
+                alerts: alerts.clone(),
+                producer: producer.clone(),
+                deadletter_topic: topics.deadletter.clone(),
+                readiness: readiness.clone(),
+            };
+            let settings = ConsumerSettings {
+                max_batch: settings.max_batch,
+                ..ConsumerSettings::new(settings.group_id.clone(), vec![topics.scored.clone()])
+            };
+            consumers.push(tokio::spawn(async move {
+                if !wait_for_topics(&config, &stop).await {
+                    return Ok(());
+                }
+                let stream = consumer::consumer(&config.kafka, &settings)?;
+                consumer::run(&stream, &settings, &mut handler, &stop).await
+            }));
+        }
+        if !directory.is_empty() {
+            let sender = Arc::new(Sender::new(settings.webhooks.clone()));
+            tokio::spawn(
+                DigestFlusher {
+                    directory: directory.clone(),
+                    sender: sender.clone(),
+                    redis: redis.clone(),
+                    prefix: prefix.clone(),
+                    interval: Duration::from_secs(settings.webhooks.digest_interval_s.max(1)),
+                    producer: producer.clone(),
+                    deadletter_topic: topics.deadletter.clone(),
+                    alerts_topic: topics.alerts.clone(),
+                }
+                .run(background.clone()),
+            );
+            let config = config.clone();
+            let stop = shutdown.clone();
+            let mut handler = DeliveryHandler::new(
+                directory.clone(),
+                sender,
+                redis.clone(),
+                &prefix,
+                producer.clone(),
+                topics.deadletter.clone(),
+                settings.webhooks.concurrency,
+                stop.clone(),
+            );
+            let settings = ConsumerSettings::new(
+                settings.webhook_group_id.clone(),
+                vec![topics.alerts.clone()],
+            );
+            consumers.push(tokio::spawn(async move {
+                if !wait_for_topics(&config, &stop).await {
+                    return Ok(());
+                }
+                let stream = consumer::consumer(&config.kafka, &settings)?;
+                consumer::run(&stream, &settings, &mut handler, &stop).await
+            }));
+        }
+
+        let auth = AuthLayer::new(
+            config.auth.clone(),
+            grpc::policy(&[
+                ("/cx.v1.AlertService/AcknowledgeAlert", Scope::AlertsWrite),
+                ("/cx.v1.AlertService/", Scope::AlertsRead),
+            ]),
+        );
+        let (health_reporter, health_service) = grpc::health();
+        health_reporter
+            .set_serving::<AlertServiceServer<GrpcAlerts>>()
+            .await;
+        let grpc_server = grpc_builder(&config)?
+            .layer(auth)
+            .add_service(health_service)
+            .add_service(grpc::reflection().map_err(ServerError::from)?)
+            .add_service(AlertServiceServer::new(GrpcAlerts {
+                store: alerts,
+                feed,
+            }))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+                shutdown.clone().cancelled_owned(),
+            );
+        let serving = Serving::start(
+            &config,
+            grpc_server,
+            listeners.http,
+            admin::router(readiness.clone()),
+            shutdown.clone().cancelled_owned(),
+        );
+
+        shutdown.cancelled().await;
+        readiness.set_draining();
+        let finished = futures::future::join_all(consumers);
+        match tokio::time::timeout(config.shutdown_grace, finished).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(Err(error)) => tracing::error!(%error, "consumer stopped with an error"),
+                        Err(error) => tracing::error!(%error, "consumer task failed"),
+                        Ok(Ok(())) => {}
+                    }
+                }
+            }
+            Err(_) => tracing::warn!("consumers did not finish within the grace period"),
+        }
+        let drained = serving.drain(&readiness, config.shutdown_grace).await;
+        // Alerts the relay has not published yet stay in the outbox for the
+        // next lease holder.
+        background.cancel();
+        flush_producer(producer.get(), config.shutdown_grace).await;
+        Ok(drained?)
+    }
+}
+
+/// Creates the topics this service reads and writes; false when stopped first.
+async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
+    let topics = &config.kafka.topics;
+    let names: Vec<&str> = [&topics.scored, &topics.alerts, &topics.deadletter]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    kafka::ensure_topics_until(&config.kafka, &names, stop).await
+}

@@ -1,0 +1,183 @@
+//! The consumer side: a batch of cx.scored.v1 becomes alert candidates
+//! (per-interaction rules, then window rules for the keys the batch
+//! touched), decided in one Redis script; the outbox relay publishes them.
+//! Offsets are committed only after that script succeeded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cx_proto::prost::Message as _;
+use cx_proto::v1;
+use cx_rules::{Candidate, EventView, RuleSet};
+use cx_runtime::kafka::SharedProducer;
+use cx_runtime::Readiness;
+use cx_scoring::store::WindowStore;
+use cx_windows::{Dimension, Window};
+use futures::future::try_join_all;
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
+
+use crate::store::{AlertStore, Raised};
+use crate::telemetry;
+
+pub struct AlertingHandler {
+    pub rules: Arc<RuleSet>,
+    pub windows: WindowStore,
+    pub alerts: AlertStore,
+    pub producer: Arc<SharedProducer>,
+    pub deadletter_topic: String,
+    pub readiness: Readiness,
+}
+
+/// The interaction's key in a dimension, if it has one.
+fn key_in(dimension: Dimension, interaction: &v1::Interaction) -> Option<&str> {
+    match dimension {
+        Dimension::Agent => interaction.agent_id.as_deref(),
+        Dimension::Team => interaction.team_id.as_deref(),
+        Dimension::Queue => interaction.queue_id.as_deref(),
+        Dimension::Channel => interaction.channel().contract_name(),
+        Dimension::Global => Some(Dimension::GLOBAL_KEY),
+    }
+    .filter(|key| !key.is_empty())
+}
+
+fn score(value: Option<i32>) -> Option<u8> {
+    value.and_then(|v| u8::try_from(v).ok())
+}
+
+pub fn event_view(scored: &v1::ScoredInteraction) -> Option<EventView<'_>> {
+    let interaction = scored.interaction.as_ref()?;
+    Some(EventView {
+        interaction_id: &interaction.interaction_id,
+        customer_id: &interaction.customer_id,
+        occurred_at_s: interaction.occurred_at.map_or(0, |t| t.seconds),
+        channel: interaction
+            .channel()
+            .contract_name()
+            .unwrap_or("unspecified"),
+        agent_id: interaction.agent_id.as_deref(),
+        team_id: interaction.team_id.as_deref(),
+        queue_id: interaction.queue_id.as_deref(),
+        nps: score(interaction.nps),
+        csat: score(interaction.csat),
+        ces: score(interaction.ces),
+        verbatim: interaction.verbatim.as_deref(),
+        tags: &scored.tags,
+        sentiment: scored.sentiment,
+    })
+}
+
+impl AlertingHandler {
+    /// Window-rule candidates for every (rule, key) the batch touched, each
+    /// evaluated once at the latest event time seen for that key.
+    async fn window_candidates(
+        &self,
+        events: &[v1::ScoredInteraction],
+    ) -> Result<Vec<Candidate>, redis::RedisError> {
+        let mut targets: BTreeMap<(usize, &str), i64> = BTreeMap::new();
+        for (index, rule) in self.rules.window_rules().iter().enumerate() {
+            for scored in events {
+                let Some(interaction) = scored.interaction.as_ref() else {
+                    continue;
+                };
+                if let Some(key) = key_in(rule.dimension, interaction) {
+                    let at_s = interaction.occurred_at.map_or(0, |t| t.seconds);
+                    let latest = targets.entry((index, key)).or_insert(at_s);
+                    *latest = (*latest).max(at_s);
+                }
+            }
+        }
+        let evaluations = targets.into_iter().map(|((index, key), at_s)| async move {
+            let rule = &self.rules.window_rules()[index];
+            let short = self
+                .windows
+                .aggregate(rule.dimension, key, rule.window, at_s)
+                .await?;
+            let baseline = if rule.needs_baseline {
+                Some(
+                    self.windows
+                        .aggregate(rule.dimension, key, Window::D7, at_s)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            Ok::<_, redis::RedisError>(self.rules.evaluate_window(
+                rule,
+                key,
+                &short,
+                baseline.as_ref(),
+                at_s,
+            ))
+        });
+        Ok(try_join_all(evaluations)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
+
+impl cx_runtime::consumer::BatchHandler for AlertingHandler {
+    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        for message in batch {
+            match v1::ScoredInteraction::decode(message.payload().unwrap_or_default()) {
+                Ok(scored) if scored.interaction.is_some() => events.push(scored),
+                Ok(_) => dead.push((message, "scored interaction without its interaction".into())),
+                Err(error) => dead.push((
+                    message,
+                    format!("not a protobuf cx.v1.ScoredInteraction: {error}"),
+                )),
+            }
+        }
+        if !dead.is_empty() {
+            self.producer
+                .dead_letter(&self.deadletter_topic, &dead)
+                .await?;
+            telemetry::count_deadlettered(dead.len());
+        }
+
+        let mut candidates: Vec<Candidate> = events
+            .iter()
+            .filter_map(event_view)
+            .flat_map(|view| self.rules.evaluate_event(&view))
+            .collect();
+        candidates.extend(
+            self.window_candidates(&events)
+                .await
+                .map_err(|e| format!("redis (windows): {e}"))?,
+        );
+        let raised = self
+            .alerts
+            .raise(&candidates, time::OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| format!("redis (alerts): {e}"))?;
+        for (candidate, raised) in candidates.iter().zip(&raised) {
+            if let Raised::Created { suppressed } = raised {
+                tracing::info!(
+                    alert_id = %candidate.alert_id,
+                    rule = %candidate.rule,
+                    subject = %candidate.subject,
+                    suppressed,
+                    "alert raised"
+                );
+            }
+            telemetry::count_raised(candidate, raised);
+        }
+        telemetry::count_evaluated(events.len());
+        Ok(())
+    }
+
+    fn healthy(&mut self, healthy: bool) {
+        self.readiness.report(
+            "pipeline",
+            if healthy {
+                Ok(())
+            } else {
+                Err("a batch cannot be made durable (Redis or Kafka unavailable)".into())
+            },
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! Alerts in Redis: the one place that decides whether a candidate becomes
+//! an alert, is suppressed by a cooldown, or was already handled.
+//!
+//! Key layout (`{p}` is the configured key prefix):
+//! - `{p}:alerting:alert:{alert_id}` hash: `json` (the alert as raised),
+//!   `suppressed`, `sid` (its outbox stream id), `ack_by`, `ack_at`; expires
+//!   after the retention.
+//! - `{p}:alerting:index` zset: created_at (ms) → alert_id, for listing.
+//! - `{p}:alerting:cooldown:{rule}:{subject}`: the last alert id, expiring
+//!   with the cooldown; shared by every replica.
+//! - `{p}:alerting:suppressed:{rule}:{subject}`: candidates suppressed since
+//!   the last alert, reported on the next one.
+//! - `{p}:alerting:seen:{alert_id}`: a suppressed candidate, so a redelivery
+//!   does not count it twice.
+//! - `{p}:alerting:outbox` stream: every new alert id, in order. The relay
+//!   publishes it to Kafka from `{p}:alerting:outbox:cursor`; WatchAlerts
+//!   reads it. Created in the same script as the alert, so an alert is never
+//!   stored without being published eventually (transactional outbox).
+
+use cx_rules::{Alert, Candidate};
+use redis::aio::ConnectionManager;
+use redis::RedisError;
+use time::OffsetDateTime;
+
+use cx_runtime::RedisPool;
+
+/// How long a suppressed candidate's mark lives: longer than any redelivery.
+const SEEN_TTL_S: u64 = 8 * 86_400;
+
+const RAISE: &str = r#"
+local p = ARGV[1]
+local now_ms = tonumber(ARGV[2])
+local seen_ttl = ARGV[3]
+local retention_ms = tonumber(ARGV[4])
+local out = {}
+for i = 5, #ARGV, 5 do
+  local id, rule, subject, cooldown_ms, json = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3]), ARGV[i+4]
+  local akey = p .. ':alerting:alert:' .. id
+  local seen = p .. ':alerting:seen:' .. id
+  local cool = p .. ':alerting:cooldown:' .. rule .. ':' .. subject
+  local supp = p .. ':alerting:suppressed:' .. rule .. ':' .. subject
+  if redis.call('EXISTS', akey) == 1 then
+    out[#out + 1] = 'exists'
+  elseif redis.call('EXISTS', seen) == 1 then
+    out[#out + 1] = 'seen'
+  elseif redis.call('EXISTS', cool) == 1 then
+    redis.call('INCR', supp)
+    redis.call('PEXPIRE', supp, retention_ms)
+    redis.call('SET', seen, '1', 'EX', seen_ttl)
+    out[#out + 1] = 'suppressed'
+  else
+    local n = tonumber(redis.call('GET', supp) or '0')
+    redis.call('DEL', supp)
+    local sid = redis.call('XADD', p .. ':alerting:outbox', '*', 'alert_id', id)
+    redis.call('HSET', akey, 'json', json, 'suppressed', n, 'sid', sid)
+    redis.call('PEXPIRE', akey, retention_ms)
+    redis.call('ZADD', p .. ':alerting:index', now_ms, id)
+    if cooldown_ms > 0 then
+      redis.call('SET', cool, id, 'PX', cooldown_ms)
+    end
+    out[#out + 1] = 'created:' .. n
+  end
+end
+redis.call('ZREMRANGEBYSCORE', p .. ':alerting:index', '-inf', now_ms - retention_ms)
+return out
+"#;
+
+const ACKNOWLEDGE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'ack_by') == 1 then return 1 end
+redis.call('HSET', KEYS[1], 'ack_by', ARGV[1], 'ack_at', ARGV[2])
+return 2
+"#;
+
+/// An XREAD entry: (stream id, field-value pairs).
+type StreamEntry = (String, Vec<(String, String)>);
+
+/// What happened to a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Raised {
+    /// A new alert, reporting what its cooldown suppressed before it.
+    Created { suppressed: u64 },
+    /// The same alert_id was raised before (a redelivery).
+    Exists,
+    /// Inside the cooldown of its (rule, subject): counted, not alerted.
+    Suppressed,
+    /// This suppressed candidate was counted before (a redelivery).
+    Seen,
+}
+
+/// Filters of ListAlerts.
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub since_ms: Option<i64>,
+    pub severity: Option<String>,
+    pub dimension: Option<String>,
+    pub key: Option<String>,
+    pub acknowledged: Option<bool>,
+}
+
+impl AlertFilter {
+    pub fn matches(&self, alert: &Alert) -> bool {
+        self.severity
+            .as_deref()
+            .is_none_or(|s| alert.severity.as_str() == s)
+            && self
+                .dimension
+                .as_deref()
+                .is_none_or(|d| alert.dimension == d)
+            && self.key.as_deref().is_none_or(|k| alert.key == k)
+            && self.acknowledged.is_none_or(|a| alert.acknowledged == a)
+    }
+}
+
+/// Where a page of alerts ends: newest first, so the next page starts
+/// strictly older than (created_ms, alert_id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub created_ms: i64,
+    pub alert_id: String,
+}
+
+impl PageToken {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.created_ms, self.alert_id)
+    }
+
+    pub fn decode(token: &str) -> Option<PageToken> {
+        let (ms, id) = token.split_once(':')?;
+        Some(PageToken {
+            created_ms: ms.parse().ok()?,
+            alert_id: id.to_string(),
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct AlertStore {
+    redis: RedisPool,
+    prefix: String,
+    retention_ms: i64,
+    raise: redis::Script,
+    acknowledge: redis::Script,
+}
+
+impl AlertStore {
+    pub fn new(redis: RedisPool, prefix: &str, retention_days: u32) -> AlertStore {
+        AlertStore {
+            redis,
+            prefix: prefix.to_string(),
+            retention_ms: i64::from(retention_days) * 86_400_000,
+            raise: redis::Script::new(RAISE),
+            acknowledge: redis::Script::new(ACKNOWLEDGE),
+        }
+    }
+
+    pub fn redis(&self) -> &RedisPool {
+        &self.redis
+    }
+
+    pub fn outbox_key(&self) -> String {
+        format!("{}:alerting:outbox", self.prefix)
+    }
+
+    pub fn cursor_key(&self) -> String {
+        format!("{}:alerting:outbox:cursor", self.prefix)
+    }
+
+    fn alert_key(&self, alert_id: &str) -> String {
+        format!("{}:alerting:alert:{alert_id}", self.prefix)
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}:alerting:index", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, RedisError> {
+        self.redis.get().await
+    }
+
+    /// Decides every candidate in one atomic script, in order: two
+    /// candidates of the same (rule, subject) in one batch make one alert.
+    pub async fn raise(
+        &self,
+        candidates: &[Candidate],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Raised>, RedisError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut invocation = self.raise.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(now_ms)
+            .arg(SEEN_TTL_S)
+            .arg(self.retention_ms);
+        for candidate in candidates {
+            let alert = Alert::from_candidate(candidate, now, 0);
+            let json = serde_json::to_string(&alert).expect("alerts serialize");
+            invocation
+                .arg(&candidate.alert_id)
+                .arg(&candidate.rule)
+                .arg(&candidate.subject)
+                .arg(candidate.cooldown_s.saturating_mul(1000))
+                .arg(json);
+        }
+        let mut conn = self.conn().await?;
+        let results: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        Ok(results
+            .iter()
+            .map(|r| match r.as_str() {
+                "exists" => Raised::Exists,
+                "seen" => Raised::Seen,
+                "suppressed" => Raised::Suppressed,
+                created => Raised::Created {
+                    suppressed: created
+                        .strip_prefix("created:")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                },
+            })
+            .collect())
+    }
+
+    /// The alert with its suppressed count and acknowledgement, and its
+    /// outbox stream id.
+    pub async fn get(&self, alert_id: &str) -> Result<Option<(Alert, String)>, RedisError> {
+        let mut conn = self.conn().await?;
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.alert_key(alert_id))
+            .arg(&["json", "suppressed", "sid", "ack_by", "ack_at"])
+            .query_async(&mut conn)
+            .await?;
+        Ok(assemble(&fields))
+    }
+
+    /// Many alerts in one round trip, in the order asked; missing ones
+    /// (expired) are left out.
+    pub async fn get_many(&self, alert_ids: &[String]) -> Result<Vec<(Alert, String)>, RedisError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in alert_ids {
+            pipe.cmd("HMGET").arg(self.alert_key(id)).arg(&[
+                "json",
+                "suppressed",
+                "sid",
+                "ack_by",
+                "ack_at",
+            ]);
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        Ok(rows.iter().filter_map(|fields| assemble(fields)).collect())
+    }
+
+    /// Acknowledges once: a second acknowledgement keeps the first.
+    /// `None` when there is no such alert.
+    pub async fn acknowledge(
+        &self,
+        alert_id: &str,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Alert>, RedisError> {
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("timestamps format");
+        let mut conn = self.conn().await?;
+        let found: i64 = self
+            .acknowledge
+            .key(self.alert_key(alert_id))
+            .arg(by)
+            .arg(at)
+            .invoke_async(&mut conn)
+            .await?;
+        if found == 0 {
+            return Ok(None);
+        }
+        Ok(self.get(alert_id).await?.map(|(alert, _)| alert))
+    }
+
+    /// A page of alerts, newest first, matching `filter`.
+    pub async fn list(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&PageToken>,
+        page_size: usize,
+    ) -> Result<(Vec<Alert>, Option<PageToken>), RedisError> {
+        const CHUNK: usize = 200;
+        let mut out = Vec::new();
+        let mut max = after.map_or("+inf".to_string(), |t| t.created_ms.to_string());
+        let min = filter
+            .since_ms
+            .map_or("-inf".to_string(), |ms| ms.to_string());
+        let mut skip_until_older = after.cloned();
+        let mut conn = self.conn().await?;
+        loop {
+            let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(self.index_key())
+                .arg(&max)
+                .arg(&min)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(CHUNK)
+                .query_async(&mut conn)
+                .await?;
+            let exhausted = rows.len() < CHUNK;
+            let mut ids = Vec::new();
+            let mut last_score = None;
+            for (id, score) in rows {
+                last_score = Some(score);
+                if let Some(token) = &skip_until_older {
+                    // Same millisecond: members come in reverse lexical order.
+                    if score == token.created_ms && id.as_str() >= token.alert_id.as_str() {
+                        continue;
+                    }
+                }
+                ids.push((id, score));
+            }
+            let alerts = self
+                .get_many(&ids.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+                .await?;
+            for (alert, _) in alerts {
+                if !filter.matches(&alert) {
+                    continue;
+                }
+                let score = ids
+                    .iter()
+                    .find(|(id, _)| *id == alert.alert_id)
+                    .map_or(0, |(_, s)| *s);
+                let token = PageToken {
+                    created_ms: score,
+                    alert_id: alert.alert_id.clone(),
+                };
+                out.push(alert);
+                if out.len() == page_size {
+                    return Ok((out, Some(token)));
+                }
+            }
+            match (exhausted, last_score, ids.last()) {
+                (false, Some(score), Some((id, _))) => {
+                    max = score.to_string();
+                    skip_until_older = Some(PageToken {
+                        created_ms: score,
+                        alert_id: id.clone(),
+                    });
+                }
+                _ => return Ok((out, None)),
+            }
+        }
+    }
+
+    /// Outbox entries after `after` (a stream id), oldest first:
+    /// (stream id, alert id).
+    pub async fn outbox_after(
+        conn: &mut ConnectionManager,
+        outbox_key: &str,
+        after: &str,
+        count: usize,
+        block_ms: Option<u64>,
+    ) -> Result<Vec<(String, String)>, RedisError> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count);
+        if let Some(ms) = block_ms {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        cmd.arg("STREAMS").arg(outbox_key).arg(after);
+        let reply: Option<Vec<(String, Vec<StreamEntry>)>> = cmd.query_async(conn).await?;
+        Ok(reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .filter_map(|(sid, fields)| {
+                fields
+                    .into_iter()
+                    .find(|(name, _)| name == "alert_id")
+                    .map(|(_, id)| (sid, id))
+            })
+            .collect())
+    }
+}
+
+fn assemble(fields: &[Option<String>]) -> Option<(Alert, String)> {
+    let [Some(json), suppressed, sid, ack_by, ack_at] = fields else {
+        return None;
+    };
+    let mut alert: Alert = match serde_json::from_str(json) {
+        Ok(alert) => alert,
+        Err(error) => {
+            tracing::error!(%error, "stored alert does not decode");
+            return None;
+        }
+    };
+    alert.suppressed_count = suppressed
+        .as_deref()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if let Some(by) = ack_by {
+        alert.acknowledged = true;
+        alert.acknowledged_by = Some(by.clone());
+        alert.acknowledged_at = ack_at.as_deref().and_then(|at| {
+            OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        });
+    }
+    Some((alert, sid.clone().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let token = PageToken {
+            created_ms: 1_700_000_000_123,
+            alert_id: "al_00ff".into(),
+        };
+        assert_eq!(PageToken::decode(&token.encode()), Some(token));
+        assert_eq!(PageToken::decode("nonsense"), None);
+        assert_eq!(PageToken::decode("x:al_1"), None);
+    }
+}

@@ -1,0 +1,40 @@
+//! Alerting's metric names and the events that count them.
+
+use cx_rules::Candidate;
+
+use crate::store::Raised;
+
+pub const EVALUATED_TOTAL: &str = "cx_alerting_evaluated_total";
+pub const CANDIDATES_TOTAL: &str = "cx_alerting_candidates_total";
+pub const DEADLETTERED_TOTAL: &str = "cx_alerting_deadlettered_total";
+pub const RELAYED_TOTAL: &str = "cx_alerting_relayed_total";
+/// Seconds from an alert's created_at to its ack on cx.alerts.v1.
+pub const RELAY_DELAY_SECONDS: &str = "cx_alerting_relay_delay_seconds";
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "cx_alerting_webhook_deliveries_total";
+pub const WEBHOOK_ATTEMPTS_TOTAL: &str = "cx_alerting_webhook_attempts_total";
+/// Deliveries in hand (queued or being retried): the back-pressure gauge.
+pub const WEBHOOK_IN_FLIGHT: &str = "cx_alerting_webhook_in_flight";
+pub const WEBHOOK_DIGESTED_TOTAL: &str = "cx_alerting_webhook_digested_total";
+pub const WATCHERS: &str = "cx_alerting_watchers";
+
+pub fn count_evaluated(events: usize) {
+    metrics::counter!(EVALUATED_TOTAL).increment(events as u64);
+}
+
+pub fn count_deadlettered(n: usize) {
+    metrics::counter!(DEADLETTERED_TOTAL).increment(n as u64);
+}
+
+pub fn count_raised(candidate: &Candidate, raised: &Raised) {
+    let outcome = match raised {
+        Raised::Created { .. } => "alerted",
+        Raised::Exists | Raised::Seen => "redelivered",
+        Raised::Suppressed => "suppressed",
+    };
+    metrics::counter!(
+        CANDIDATES_TOTAL,
+        "rule" => candidate.rule.clone(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
