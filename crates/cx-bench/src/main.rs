@@ -5,7 +5,10 @@
 //! measured in the same run: the raw produce rate of the same messages with
 //! the same producer settings. `cx-bench sample` submits realistic
 //! interactions and prints the answers; `cx-bench tail` prints what lands on
-//! a topic.
+//! a topic. `cx-bench loop-latency` measures ingest-accepted → alert (and
+//! → follow-up task) latency through the running services.
+
+mod loop_latency;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +39,9 @@ struct Cli {
 enum Command {
     /// Ingest throughput and latency against a running cx-ingest.
     Ingest(IngestArgs),
+    /// End-to-end latency: ingest accepted → response alert on cx.alerts.v1
+    /// (and, with --tasks, → follow-up task on cx.followups.v1).
+    LoopLatency(loop_latency::LoopLatencyArgs),
     /// Submit realistic interactions over HTTP and print each answer.
     Sample {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -141,6 +147,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match cli.command {
             Command::Ingest(args) => bench_ingest(args).await,
             Command::Scoring(args) => bench_scoring(args).await,
+            Command::LoopLatency(args) => loop_latency::run(args).await,
             Command::Metrics {
                 grpc,
                 token,

@@ -1,0 +1,716 @@
+//! `cx-bench loop-latency`: end-to-end latency of the feedback loop.
+//!
+//! Unary `SubmitInteraction` calls go to cx-ingest at a fixed rate; a
+//! `detractor-share` fraction are detractors (NPS 0–6, a verbatim without
+//! keywords: exactly one `response` alert expected each), the rest promoters
+//! (NPS 9–10, no alert expected). Consumers on `cx.alerts.v1` (and, with
+//! `--tasks`, `cx.followups.v1`) note when each alert and task arrives. All
+//! instants come from one process's monotonic clock: no clock skew.
+//!
+//! Measured: ingest acknowledged → response alert on the alerts topic, and
+//! with `--tasks` ingest acknowledged → first task naming the interaction,
+//! and alert arrival → task arrival.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cx_proto::v1;
+use cx_proto::v1::ingest_service_client::IngestServiceClient;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Issue targets, printed beside the results.
+const ALERT_P50_TARGET_MS: f64 = 20.0;
+const ALERT_P99_TARGET_MS: f64 = 100.0;
+const TASK_FROM_ALERT_P99_TARGET_MS: f64 = 50.0;
+
+/// Detractor verbatims free of every keyword of the default rules
+/// (churn_risk, legal_threat): one `response` alert each, no keyword alert.
+const DETRACTOR_VERBATIMS: [&str; 4] = [
+    "Waited 40 minutes on hold and got transferred three times",
+    "Delivery was late again and nobody told me why",
+    "Had to explain the problem twice and it is still not fixed",
+    "The app kept crashing and the agent could not help",
+];
+const PROMOTER_VERBATIMS: [&str; 3] = [
+    "The agent was lovely and fixed my bill in minutes",
+    "Quick and easy, thanks!",
+    "Great service, sorted first time",
+];
+
+#[derive(clap::Args)]
+pub(crate) struct LoopLatencyArgs {
+    /// cx-ingest gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc: String,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Bearer token with scope ingest:write.
+    #[arg(long, env = "CX_BENCH_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Interactions per second (unary SubmitInteraction calls).
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Fraction of interactions that are detractors (NPS 0–6): alerts/s = rate × share.
+    #[arg(long, default_value_t = 0.1)]
+    detractor_share: f64,
+    #[arg(long, default_value = "cx.alerts.v1")]
+    alerts_topic: String,
+    #[arg(long, default_value = "cx.followups.v1")]
+    followups_topic: String,
+    /// Also measure follow-up tasks on the followups topic.
+    #[arg(long)]
+    tasks: bool,
+    /// Seconds to wait after the last acknowledgement for late alerts/tasks.
+    #[arg(long, default_value_t = 10)]
+    wait_seconds: u64,
+    #[arg(long, default_value_t = 11)]
+    seed: u64,
+}
+
+/// First arrival per interaction_id, for one topic.
+#[derive(Default)]
+struct Arrivals {
+    first: Mutex<HashMap<String, Instant>>,
+    /// Records of this run seen again for an id already noted.
+    repeats: AtomicU64,
+    /// Alerts of this run of another kind than `response` (keyword, …).
+    other_kinds: AtomicU64,
+    /// Records that were not JSON of the expected shape.
+    unreadable: AtomicU64,
+}
+
+impl Arrivals {
+    fn note(&self, id: &str, at: Instant) {
+        let mut first = self.first.lock().expect("arrivals lock");
+        if first.contains_key(id) {
+            self.repeats.fetch_add(1, Ordering::Relaxed);
+        } else {
+            first.insert(id.to_owned(), at);
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<Instant> {
+        self.first.lock().expect("arrivals lock").get(id).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.first.lock().expect("arrivals lock").len()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Alerts,
+    Tasks,
+}
+
+/// Pulls the interaction ids of this run out of one record.
+fn note_record(feed: Feed, payload: &[u8], prefix: &str, at: Instant, arrivals: &Arrivals) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        arrivals.unreadable.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match feed {
+        Feed::Alerts => {
+            let Some(id) = value["interaction_id"].as_str() else {
+                return; // window alerts (threshold, spike) name no interaction
+            };
+            if !id.starts_with(prefix) {
+                return;
+            }
+            if value["kind"].as_str() == Some("response") {
+                arrivals.note(id, at);
+            } else {
+                arrivals.other_kinds.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Feed::Tasks => {
+            let Some(ids) = value["interaction_ids"].as_array() else {
+                arrivals.unreadable.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            for id in ids.iter().filter_map(|v| v.as_str()) {
+                if id.starts_with(prefix) {
+                    arrivals.note(id, at);
+                }
+            }
+        }
+    }
+}
+
+/// A consumer on its own thread, positioned at the end of every partition
+/// of `topic` before this returns: everything produced afterwards is seen.
+///
+/// Partitions are assigned explicitly at their high watermarks rather than
+/// by a group subscription with `auto.offset.reset=latest`: no rebalance to
+/// wait for and no window between assignment and the offset reset in which
+/// a record could be skipped.
+fn start_consumer(
+    brokers: &str,
+    topic: &str,
+    feed: Feed,
+    prefix: String,
+    arrivals: Arc<Arrivals>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, BoxError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("cx-bench-loop-{}", crate::run_id()))
+        .set("auto.offset.reset", "latest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .set("fetch.error.backoff.ms", "5")
+        .create()?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let partitions = loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if !found.is_empty() {
+            break found;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "topic {topic} not found on {brokers} (is the service that creates it running?)"
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for partition in &partitions {
+        let (_, high) = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(5))?;
+        assignment.add_partition_offset(topic, *partition, Offset::Offset(high))?;
+    }
+    consumer.assign(&assignment)?;
+    // Start the fetchers before the first interaction is sent.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            note_record(
+                feed,
+                m.payload().unwrap_or_default(),
+                &prefix,
+                Instant::now(),
+                &arrivals,
+            );
+        }
+    }
+    let topic = topic.to_owned();
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match consumer.poll(Duration::from_millis(50)) {
+                Some(Ok(m)) => {
+                    let at = Instant::now();
+                    note_record(
+                        feed,
+                        m.payload().unwrap_or_default(),
+                        &prefix,
+                        at,
+                        &arrivals,
+                    );
+                }
+                Some(Err(error)) => eprintln!("consumer on {topic}: {error}"),
+                None => {}
+            }
+        }
+    }))
+}
+
+/// One interaction of the run: unique customer and interaction ids.
+fn loop_interaction(rng: &mut StdRng, run: &str, n: usize, detractor: bool) -> v1::Interaction {
+    let mut i = crate::interaction(rng, format!("ll-{run}-{n}"));
+    i.customer_id = format!("ll-{run}-c{n}");
+    let (nps, verbatim) = if detractor {
+        (
+            rng.random_range(0..=6),
+            DETRACTOR_VERBATIMS[rng.random_range(0..DETRACTOR_VERBATIMS.len())],
+        )
+    } else {
+        (
+            rng.random_range(9..=10),
+            PROMOTER_VERBATIMS[rng.random_range(0..PROMOTER_VERBATIMS.len())],
+        )
+    };
+    let csat = (1 + nps / 2).clamp(1, 5);
+    i.nps = Some(nps);
+    i.csat = Some(csat);
+    i.ces = Some((csat + 2).clamp(1, 7));
+    i.verbatim = Some(verbatim.to_owned());
+    i.resolved = Some(!detractor);
+    i
+}
+
+/// Interaction `n` is a detractor when the running count of `share` steps
+/// over an integer: exactly round-down(total × share), evenly spread.
+fn is_detractor(n: usize, share: f64) -> bool {
+    ((n + 1) as f64 * share).floor() > (n as f64 * share).floor()
+}
+
+struct Sent {
+    interaction_id: String,
+    detractor: bool,
+    /// When the call was made and when it was answered (accepted, not duplicate).
+    call: Option<(Instant, Instant)>,
+}
+
+/// Latencies in ms (signed: an arrival before the acknowledgement is negative).
+struct Series {
+    name: String,
+    ms: Vec<f64>,
+}
+
+impl Series {
+    fn new(name: impl Into<String>, mut ms: Vec<f64>) -> Series {
+        ms.sort_by(f64::total_cmp);
+        Series {
+            name: name.into(),
+            ms,
+        }
+    }
+
+    /// Nearest-rank percentile.
+    fn at(&self, q: f64) -> Option<f64> {
+        if self.ms.is_empty() {
+            return None;
+        }
+        let rank = (q * self.ms.len() as f64).ceil() as usize;
+        Some(self.ms[rank.clamp(1, self.ms.len()) - 1])
+    }
+
+    fn row(&self) -> String {
+        let show = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            self.name,
+            self.ms.len(),
+            show(self.at(0.50)),
+            show(self.at(0.90)),
+            show(self.at(0.99)),
+            show(self.ms.last().copied()),
+        )
+    }
+}
+
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        (to - from).as_secs_f64() * 1e3
+    } else {
+        -((from - to).as_secs_f64() * 1e3)
+    }
+}
+
+/// The command line as typed, with a token given as an argument masked.
+fn command_line() -> String {
+    let mut out = Vec::new();
+    let mut mask_next = false;
+    for arg in std::env::args() {
+        if mask_next {
+            out.push("***".to_owned());
+            mask_next = false;
+        } else if arg == "--token" {
+            out.push(arg);
+            mask_next = true;
+        } else if arg.starts_with("--token=") {
+            out.push("--token=***".to_owned());
+        } else if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {
+            out.push(format!("'{}'", arg.replace('\'', r"'\''")));
+        } else {
+            out.push(arg);
+        }
+    }
+    out.join(" ")
+}
+
+fn verdict(value: Option<f64>, target: f64) -> &'static str {
+    match value {
+        Some(v) if v <= target => "met",
+        Some(_) => "MISSED",
+        None => "no data",
+    }
+}
+
+pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
+    if args.rate == 0 || args.seconds == 0 {
+        return Err("--rate and --seconds must be above 0".into());
+    }
+    if !(0.0..=1.0).contains(&args.detractor_share) {
+        return Err("--detractor-share must be within 0..=1".into());
+    }
+    let run = crate::run_id();
+    let prefix = format!("ll-{run}-");
+    let total = (args.rate * args.seconds) as usize;
+
+    // Interactions are built before the clock starts.
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let plan: Vec<(v1::Interaction, bool)> = (0..total)
+        .map(|n| {
+            let detractor = is_detractor(n, args.detractor_share);
+            (loop_interaction(&mut rng, &run, n, detractor), detractor)
+        })
+        .collect();
+
+    // Consumers first, positioned at the end of their topics.
+    let stop = Arc::new(AtomicBool::new(false));
+    let alerts = Arc::new(Arrivals::default());
+    let tasks = Arc::new(Arrivals::default());
+    let mut consumers = Vec::new();
+    {
+        let (brokers, topic, prefix, arrivals, stop) = (
+            args.brokers.clone(),
+            args.alerts_topic.clone(),
+            prefix.clone(),
+            alerts.clone(),
+            stop.clone(),
+        );
+        consumers.push(
+            tokio::task::spawn_blocking(move || {
+                start_consumer(&brokers, &topic, Feed::Alerts, prefix, arrivals, stop)
+                    .map_err(|e| e.to_string())
+            })
+            .await??,
+        );
+    }
+    if args.tasks {
+        let (brokers, topic, prefix, arrivals, stop) = (
+            args.brokers.clone(),
+            args.followups_topic.clone(),
+            prefix.clone(),
+            tasks.clone(),
+            stop.clone(),
+        );
+        consumers.push(
+            tokio::task::spawn_blocking(move || {
+                start_consumer(&brokers, &topic, Feed::Tasks, prefix, arrivals, stop)
+                    .map_err(|e| e.to_string())
+            })
+            .await??,
+        );
+    }
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.grpc))?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    let authorization: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", args.token).parse()?;
+    let detractors_planned = plan.iter().filter(|(_, d)| *d).count();
+    println!(
+        "cx-bench loop-latency: {} interactions at {}/s for {} s, {} detractors ({:.0} alerts/s expected), run {run}",
+        total,
+        args.rate,
+        args.seconds,
+        detractors_planned,
+        args.rate as f64 * args.detractor_share
+    );
+
+    // Open loop: a call every 1/rate s, each on its own task.
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut calls = Vec::with_capacity(total);
+    let mut send_started = None;
+    for (interaction, detractor) in plan {
+        ticker.tick().await;
+        send_started.get_or_insert_with(Instant::now);
+        let mut client = IngestServiceClient::new(channel.clone());
+        let interaction_id = interaction.interaction_id.clone();
+        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
+            interaction: Some(interaction),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.clone());
+        calls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = client.submit_interaction(request).await;
+            let acked = Instant::now();
+            (interaction_id, detractor, started, acked, answer)
+        }));
+    }
+    let send_started = send_started.unwrap_or_else(Instant::now);
+    let sending = send_started.elapsed();
+
+    let mut sent = Vec::with_capacity(total);
+    let (mut duplicates, mut errors) = (0usize, HashMap::<String, usize>::new());
+    let mut last_ack = send_started;
+    for call in calls {
+        let (interaction_id, detractor, started, acked, answer) = call.await?;
+        let call = match answer {
+            Ok(response) if response.get_ref().duplicate => {
+                duplicates += 1;
+                None
+            }
+            Ok(_) => {
+                last_ack = last_ack.max(acked);
+                Some((started, acked))
+            }
+            Err(status) => {
+                *errors
+                    .entry(format!("{:?}: {}", status.code(), status.message()))
+                    .or_default() += 1;
+                None
+            }
+        };
+        sent.push(Sent {
+            interaction_id,
+            detractor,
+            call,
+        });
+    }
+    let accepted = sent.iter().filter(|s| s.call.is_some()).count();
+    let acked_detractors: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.detractor && s.call.is_some())
+        .collect();
+
+    // Stragglers: wait until every accepted detractor has its alert (and
+    // task), or `wait_seconds` passed.
+    let waited_from = Instant::now();
+    let wait = Duration::from_secs(args.wait_seconds);
+    loop {
+        let alerts_done = acked_detractors
+            .iter()
+            .all(|s| alerts.get(&s.interaction_id).is_some());
+        let tasks_done = !args.tasks
+            || acked_detractors
+                .iter()
+                .all(|s| tasks.get(&s.interaction_id).is_some());
+        if (alerts_done && tasks_done) || waited_from.elapsed() >= wait {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = waited_from.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for consumer in consumers {
+        let _ = tokio::task::spawn_blocking(move || consumer.join()).await;
+    }
+
+    // ------------------------------------------------------------ results
+    let call_ms: Vec<f64> = sent
+        .iter()
+        .filter_map(|s| s.call.map(|(from, to)| ms_between(from, to)))
+        .collect();
+    let (mut to_alert, mut to_task, mut alert_to_task) = (Vec::new(), Vec::new(), Vec::new());
+    let mut no_alert = 0usize;
+    let mut no_task = 0usize;
+    for s in &acked_detractors {
+        let (_, acked) = s.call.expect("accepted");
+        let alert = alerts.get(&s.interaction_id);
+        match alert {
+            Some(at) => to_alert.push(ms_between(acked, at)),
+            None => no_alert += 1,
+        }
+        if args.tasks {
+            match tasks.get(&s.interaction_id) {
+                Some(at) => {
+                    to_task.push(ms_between(acked, at));
+                    if let Some(alert) = alert {
+                        alert_to_task.push(ms_between(alert, at));
+                    }
+                }
+                None => no_task += 1,
+            }
+        }
+    }
+    let promoter_alerts = sent
+        .iter()
+        .filter(|s| !s.detractor && alerts.get(&s.interaction_id).is_some())
+        .count();
+    let detractors_sent = sent.iter().filter(|s| s.detractor).count();
+    let alerted = to_alert.len();
+
+    let send_rate = total as f64 / sending.as_secs_f64();
+    let accept_rate = accepted as f64 / (last_ack - send_started).as_secs_f64().max(1e-9);
+    let call = Series::new("ingest call (send → ack)", call_ms);
+    let to_alert = Series::new("ingest ack → alert on cx.alerts.v1", to_alert);
+    let to_task = Series::new("ingest ack → task on cx.followups.v1", to_task);
+    let alert_to_task = Series::new("alert arrival → task arrival", alert_to_task);
+
+    println!();
+    println!("command: {}", command_line());
+    println!(
+        "sent {total} in {:.2} s: achieved {send_rate:.0} /s (target {} /s); accepted {accepted} at {accept_rate:.0} /s; waited {:.2} s for stragglers",
+        sending.as_secs_f64(),
+        args.rate,
+        waited.as_secs_f64()
+    );
+    println!();
+    println!("| count | value |");
+    println!("|---|---|");
+    println!("| sent | {total} |");
+    println!("| accepted | {accepted} |");
+    println!("| duplicate answers | {duplicates} |");
+    println!("| failed calls | {} |", errors.values().sum::<usize>());
+    println!("| detractors sent | {detractors_sent} |");
+    println!("| detractors accepted | {} |", acked_detractors.len());
+    println!("| response alerts matched | {alerted} |");
+    println!("| detractors without alert (lost or late) | {no_alert} |");
+    println!("| response alerts for promoters (unexpected) | {promoter_alerts} |");
+    println!(
+        "| repeated response alerts for one interaction | {} |",
+        alerts.repeats.load(Ordering::Relaxed)
+    );
+    println!(
+        "| other-kind alerts naming an interaction of this run | {} |",
+        alerts.other_kinds.load(Ordering::Relaxed)
+    );
+    if args.tasks {
+        println!("| detractors with a task | {} |", to_task.ms.len());
+        println!("| detractors without task (lost or late) | {no_task} |");
+        println!(
+            "| interactions of this run named by tasks | {} |",
+            tasks.len()
+        );
+    }
+    let unreadable =
+        alerts.unreadable.load(Ordering::Relaxed) + tasks.unreadable.load(Ordering::Relaxed);
+    if unreadable > 0 {
+        println!("| unreadable records (not JSON as expected) | {unreadable} |");
+    }
+    println!();
+    println!("| latency (ms) | n | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    println!("{}", call.row());
+    println!("{}", to_alert.row());
+    if args.tasks {
+        println!("{}", to_task.row());
+        println!("{}", alert_to_task.row());
+    }
+    println!();
+    println!(
+        "targets at 2k interactions/s: ack → alert p50 ≤ {ALERT_P50_TARGET_MS} ms: {}; p99 ≤ {ALERT_P99_TARGET_MS} ms: {}",
+        verdict(to_alert.at(0.50), ALERT_P50_TARGET_MS),
+        verdict(to_alert.at(0.99), ALERT_P99_TARGET_MS),
+    );
+    if args.tasks {
+        println!(
+            "target at 500 alerts/s: alert → task p99 ≤ {TASK_FROM_ALERT_P99_TARGET_MS} ms: {} (this run: {:.0} alerts/s)",
+            verdict(alert_to_task.at(0.99), TASK_FROM_ALERT_P99_TARGET_MS),
+            alerted as f64 / sending.as_secs_f64()
+        );
+    }
+    if no_alert > 0 {
+        println!(
+            "note: {no_alert} detractors got no response alert within {} s of the last acknowledgement; they are left out of the latencies",
+            args.wait_seconds
+        );
+    }
+    for (error, count) in &errors {
+        println!("failed calls: {count} × {error}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detractor_share_is_exact_and_spread() {
+        let count = (0..2000).filter(|n| is_detractor(*n, 0.1)).count();
+        assert_eq!(count, 200);
+        assert_eq!((0..100).filter(|n| is_detractor(*n, 0.0)).count(), 0);
+        assert_eq!((0..100).filter(|n| is_detractor(*n, 1.0)).count(), 100);
+        assert_eq!((0..100).filter(|n| is_detractor(*n, 0.25)).count(), 25);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let s = Series::new("x", (1..=100).rev().map(f64::from).collect());
+        assert_eq!(s.at(0.5), Some(50.0));
+        assert_eq!(s.at(0.99), Some(99.0));
+        assert_eq!(s.at(1.0), Some(100.0));
+        assert_eq!(Series::new("y", vec![]).at(0.5), None);
+    }
+
+    #[test]
+    fn records_of_this_run_are_noted_once() {
+        let arrivals = Arrivals::default();
+        let at = Instant::now();
+        let alert = |kind: &str, id: &str| {
+            serde_json::to_vec(&serde_json::json!({"kind": kind, "interaction_id": id})).unwrap()
+        };
+        note_record(
+            Feed::Alerts,
+            &alert("response", "ll-r-1"),
+            "ll-r-",
+            at,
+            &arrivals,
+        );
+        note_record(
+            Feed::Alerts,
+            &alert("response", "ll-r-1"),
+            "ll-r-",
+            at + Duration::from_millis(5),
+            &arrivals,
+        );
+        note_record(
+            Feed::Alerts,
+            &alert("keyword", "ll-r-2"),
+            "ll-r-",
+            at,
+            &arrivals,
+        );
+        note_record(
+            Feed::Alerts,
+            &alert("response", "other-3"),
+            "ll-r-",
+            at,
+            &arrivals,
+        );
+        note_record(Feed::Alerts, b"not json", "ll-r-", at, &arrivals);
+        assert_eq!(arrivals.get("ll-r-1"), Some(at));
+        assert_eq!(arrivals.len(), 1);
+        assert_eq!(arrivals.repeats.load(Ordering::Relaxed), 1);
+        assert_eq!(arrivals.other_kinds.load(Ordering::Relaxed), 1);
+        assert_eq!(arrivals.unreadable.load(Ordering::Relaxed), 1);
+
+        let tasks = Arrivals::default();
+        let task = serde_json::to_vec(
+            &serde_json::json!({"task_id": "t", "interaction_ids": ["ll-r-1", "ll-r-4", "x"]}),
+        )
+        .unwrap();
+        note_record(Feed::Tasks, &task, "ll-r-", at, &tasks);
+        assert_eq!(tasks.len(), 2);
+    }
+
+    #[test]
+    fn detractor_verbatims_avoid_default_keywords() {
+        let keywords = [
+            "cancel",
+            "close my account",
+            "switch provider",
+            "leave",
+            "terminate",
+            "lawyer",
+            "solicitor",
+            "legal",
+            "sue",
+            "ombudsman",
+            "regulator",
+            "court",
+        ];
+        for v in DETRACTOR_VERBATIMS.iter().chain(PROMOTER_VERBATIMS.iter()) {
+            let lower = v.to_lowercase();
+            for k in keywords {
+                assert!(!lower.contains(k), "{v:?} contains {k:?}");
+            }
+        }
+    }
+}
