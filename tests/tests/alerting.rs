@@ -327,16 +327,20 @@ async fn threshold_and_spike_alerts_need_their_minimum_samples() {
     let tenth = interaction("t-9", "t-cust-9", "q-thr", 2, minutes(5));
     produce_interactions(&alerting_config, &[tenth]).await;
     produce_interactions(&alerting_config, &recent(20)).await;
-    let mut alerts = Vec::new();
+    let found: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
     wait_until(Duration::from_secs(30), "threshold and spike alerts", || {
         let config = alerting_config.clone();
-        let found = &mut alerts;
+        let found = found.clone();
         async move {
-            *found = alerts_on_topic(&config, 1).await;
-            !of_rule(found, "queue_nps_low").is_empty() && !of_rule(found, "queue_spike").is_empty()
+            let alerts = alerts_on_topic(&config, 1).await;
+            let done = !of_rule(&alerts, "queue_nps_low").is_empty()
+                && !of_rule(&alerts, "queue_spike").is_empty();
+            *found.lock().unwrap() = alerts;
+            done
         }
     })
     .await;
+    let alerts = found.lock().unwrap().clone();
     // q-spk's recent detractors cross the NPS bound too; look at q-thr.
     let threshold: Vec<_> = of_rule(&alerts, "queue_nps_low")
         .into_iter()

@@ -1,0 +1,357 @@
+//! gRPC FollowUpService (list, get, update, watch tasks) and the HTTP
+//! `GET /v1/stats` loop measures.
+
+use std::pin::Pin;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use cx_domain::FieldViolation;
+use cx_proto::v1;
+use cx_runtime::ServiceError;
+use cx_tasks::{Task, TaskState, TaskUpdate, UpdateError};
+use futures::Stream;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::followups::{Followups, UpdateFailure};
+use crate::store::{PageToken, TaskFilter, TaskStore, TeamStats};
+use crate::telemetry;
+use crate::watch::{FeedEntry, StreamId, TaskFeed};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+pub struct GrpcFollowups {
+    pub followups: Followups,
+    pub feed: TaskFeed,
+    /// Ends every WatchTasks stream, so a drain does not wait for watchers.
+    pub stop: CancellationToken,
+}
+
+fn unavailable(error: redis::RedisError) -> tonic::Status {
+    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
+}
+
+fn timestamp(t: OffsetDateTime) -> cx_proto::prost_types::Timestamp {
+    cx_proto::prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}
+
+pub fn to_proto(task: &Task) -> v1::Task {
+    v1::Task {
+        task_id: task.task_id.clone(),
+        customer_id: task.customer_id.clone(),
+        state: task.state.as_str().to_string(),
+        priority: task.priority.as_str().to_string(),
+        owner: task.owner.clone(),
+        escalation_level: task.escalation_level,
+        interaction_ids: task.interaction_ids.clone(),
+        alert_ids: task.alert_ids.clone(),
+        reason: task.reason.clone(),
+        created_at: Some(timestamp(task.created_at)),
+        updated_at: Some(timestamp(task.updated_at)),
+        due_at: Some(timestamp(task.due_at)),
+        resolved_at: task.resolved_at.map(timestamp),
+        root_cause: task.root_cause.clone(),
+        resolution_note: task.resolution_note.clone(),
+        outcome: task.outcome.map(|o| o.as_str().to_string()),
+        version: task.version,
+    }
+}
+
+/// An update refused by the task rules, as a gRPC status.
+pub fn refusal(error: &UpdateError) -> tonic::Status {
+    if error.is_precondition() {
+        return ServiceError::FailedPrecondition(error.to_string()).into();
+    }
+    let (field, description) = match error {
+        UpdateError::Invalid { field, description } => (field.clone(), description.clone()),
+        other => ("task".to_string(), other.to_string()),
+    };
+    ServiceError::invalid(vec![FieldViolation::new(field, description)]).into()
+}
+
+type TaskStream = Pin<Box<dyn Stream<Item = Result<v1::Task, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
+    async fn list_tasks(
+        &self,
+        request: tonic::Request<v1::ListTasksRequest>,
+    ) -> Result<tonic::Response<v1::ListTasksResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let state = if request.state.is_empty() {
+            None
+        } else {
+            match request.state.parse::<TaskState>() {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    violations.push(FieldViolation::new("state", error.to_string()));
+                    None
+                }
+            }
+        };
+        if request.page_size > MAX_PAGE_SIZE {
+            violations.push(FieldViolation::new(
+                "page_size",
+                format!("must be at most {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let token = PageToken::decode(&request.page_token);
+            if token.is_none() {
+                violations.push(FieldViolation::new(
+                    "page_token",
+                    "is not a token from a previous ListTasks answer",
+                ));
+            }
+            token
+        };
+        if !violations.is_empty() {
+            return Err(ServiceError::invalid(violations).into());
+        }
+        let filter = TaskFilter {
+            state,
+            owner: (!request.owner.is_empty()).then_some(request.owner),
+            customer_id: (!request.customer_id.is_empty()).then_some(request.customer_id),
+            overdue_at: request.overdue_only.then(|| self.followups.clock.now()),
+        };
+        let page_size = if request.page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            request.page_size
+        };
+        let (tasks, next) = self
+            .followups
+            .store
+            .list(&filter, after.as_ref(), page_size as usize)
+            .await
+            .map_err(unavailable)?;
+        Ok(tonic::Response::new(v1::ListTasksResponse {
+            tasks: tasks.iter().map(to_proto).collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_task(
+        &self,
+        request: tonic::Request<v1::GetTaskRequest>,
+    ) -> Result<tonic::Response<v1::Task>, tonic::Status> {
+        let request = request.into_inner();
+        if request.task_id.is_empty() {
+            return Err(
+                ServiceError::invalid(vec![FieldViolation::new("task_id", "is required")]).into(),
+            );
+        }
+        match self
+            .followups
+            .store
+            .get(&request.task_id)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(task) => Ok(tonic::Response::new(to_proto(&task))),
+            None => Err(ServiceError::NotFound(format!("no task {}", request.task_id)).into()),
+        }
+    }
+
+    async fn update_task(
+        &self,
+        request: tonic::Request<v1::UpdateTaskRequest>,
+    ) -> Result<tonic::Response<v1::Task>, tonic::Status> {
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        if request.task_id.is_empty()
+            || request.task_id.chars().count() > cx_tasks::MAX_TASK_ID_CHARS
+        {
+            violations.push(FieldViolation::new(
+                "task_id",
+                format!("must be 1 to {} characters", cx_tasks::MAX_TASK_ID_CHARS),
+            ));
+        }
+        let state = match request.state.parse::<TaskState>() {
+            Ok(state) => Some(state),
+            Err(error) => {
+                violations.push(FieldViolation::new("state", error.to_string()));
+                None
+            }
+        };
+        let (Some(state), true) = (state, violations.is_empty()) else {
+            return Err(ServiceError::invalid(violations).into());
+        };
+        let update = TaskUpdate {
+            task_id: request.task_id,
+            version: request.version,
+            state,
+            owner: request.owner,
+            root_cause: request.root_cause,
+            resolution_note: request.resolution_note,
+        };
+        match self.followups.update(&update).await {
+            Ok(task) => {
+                telemetry::count_update("grpc", "applied");
+                Ok(tonic::Response::new(to_proto(&task)))
+            }
+            Err(UpdateFailure::NotFound(id)) => {
+                telemetry::count_update("grpc", "not_found");
+                Err(ServiceError::NotFound(format!("no task {id}")).into())
+            }
+            Err(UpdateFailure::Refused(error)) => {
+                telemetry::count_update(
+                    "grpc",
+                    if error.is_precondition() {
+                        "precondition"
+                    } else {
+                        "invalid"
+                    },
+                );
+                Err(refusal(&error))
+            }
+            Err(UpdateFailure::Redis(error)) => Err(unavailable(error)),
+        }
+    }
+
+    type WatchTasksStream = TaskStream;
+
+    async fn watch_tasks(
+        &self,
+        request: tonic::Request<v1::WatchTasksRequest>,
+    ) -> Result<tonic::Response<Self::WatchTasksStream>, tonic::Status> {
+        let request = request.into_inner();
+        let live = self.feed.subscribe();
+        let (sender, receiver) = mpsc::channel(256);
+        let watcher = Watcher {
+            store: self.followups.store.clone(),
+            owner: (!request.owner.is_empty()).then_some(request.owner),
+            customer_id: (!request.customer_id.is_empty()).then_some(request.customer_id),
+            sender,
+            stop: self.stop.clone(),
+        };
+        tokio::spawn(watcher.run(live));
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+}
+
+struct Watcher {
+    store: TaskStore,
+    owner: Option<String>,
+    customer_id: Option<String>,
+    sender: mpsc::Sender<Result<v1::Task, tonic::Status>>,
+    stop: CancellationToken,
+}
+
+impl Watcher {
+    async fn run(self, mut live: broadcast::Receiver<FeedEntry>) {
+        metrics::gauge!(telemetry::WATCHERS).increment(1.0);
+        if let Err(status) = self.follow(&mut live).await {
+            let _ = self.sender.send(Err(status)).await;
+        }
+        metrics::gauge!(telemetry::WATCHERS).decrement(1.0);
+    }
+
+    /// Sends changes until the client goes away (Ok) or Redis fails (Err).
+    async fn follow(&self, live: &mut broadcast::Receiver<FeedEntry>) -> Result<(), tonic::Status> {
+        let mut last: Option<StreamId> = None;
+        loop {
+            tokio::select! {
+                _ = self.sender.closed() => return Ok(()),
+                _ = self.stop.cancelled() => return Ok(()),
+                received = live.recv() => match received {
+                    Ok(entry) if last.is_some_and(|l| entry.id <= l) => {}
+                    Ok(entry) => {
+                        last = Some(entry.id);
+                        if !self.send(&entry.entry.json).await {
+                            return Ok(());
+                        }
+                    }
+                    // Fell behind the fan-out: catch up from the stream itself.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let Some(from) = last else { continue };
+                        match self.replay(from).await? {
+                            Some(caught_up) => last = Some(caught_up),
+                            None => return Ok(()),
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Sends everything after `from`; the last id sent, or `None` when the
+    /// client went away.
+    async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
+        let mut last = from;
+        let outbox = self.store.outbox_key();
+        loop {
+            let mut conn = self.store.redis().get().await.map_err(unavailable)?;
+            let entries = TaskStore::outbox_after(&mut conn, &outbox, &last.encode(), 500, None)
+                .await
+                .map_err(unavailable)?;
+            if entries.is_empty() {
+                return Ok(Some(last));
+            }
+            for entry in entries {
+                if let Some(id) = StreamId::parse(&entry.sid) {
+                    last = id;
+                }
+                if !self.send(&entry.json).await {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// False when the client is gone.
+    async fn send(&self, json: &str) -> bool {
+        let Ok(task) = Task::from_json(json.as_bytes()) else {
+            return true;
+        };
+        if self.owner.as_deref().is_some_and(|o| task.owner != o)
+            || self
+                .customer_id
+                .as_deref()
+                .is_some_and(|c| task.customer_id != c)
+        {
+            return true;
+        }
+        self.sender.send(Ok(to_proto(&task))).await.is_ok()
+    }
+}
+
+/// `GET /v1/stats` (followups:read): the loop measures per team and in
+/// total, exact across replicas (kept in Redis by the change scripts).
+pub fn http_routes(store: TaskStore) -> Router {
+    Router::new()
+        .route("/v1/stats", get(http_stats))
+        .with_state(store)
+}
+
+async fn http_stats(
+    State(store): State<TaskStore>,
+) -> Result<Json<serde_json::Value>, ServiceError> {
+    let teams = store
+        .stats()
+        .await
+        .map_err(|e| ServiceError::Unavailable(format!("redis unavailable: {e}")))?;
+    let mut total = TeamStats {
+        team: "all".into(),
+        ..TeamStats::default()
+    };
+    for team in &teams {
+        total.add(team);
+    }
+    Ok(Json(serde_json::json!({
+        "teams": teams.iter().map(TeamStats::to_json).collect::<Vec<_>>(),
+        "total": total.to_json(),
+    })))
+}

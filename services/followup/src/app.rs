@@ -1,0 +1,340 @@
+//! The follow-up service as a library: build from a [`Config`] (and a
+//! [`Clock`]), run until the token is cancelled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cx_proto::v1::follow_up_service_server::FollowUpServiceServer;
+use cx_runtime::auth::{AuthLayer, Scope};
+use cx_runtime::consumer::{self, ConsumerSettings};
+use cx_runtime::kafka::SharedProducer;
+use cx_runtime::server::{
+    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
+};
+use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use cx_tasks::{Directory, SlaConfig};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, GrpcFollowups};
+use crate::clock::{Clock, SystemClock};
+use crate::followups::Followups;
+use crate::pipeline::{AlertHandler, SurveyHandler, UpdateHandler};
+use crate::relay::Relay;
+use crate::store::TaskStore;
+use crate::watch::TaskFeed;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowupError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
+    #[error(transparent)]
+    Config(#[from] cx_runtime::ConfigError),
+    #[error("followup.{field}: {reason}")]
+    Settings { field: &'static str, reason: String },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// `[followup]` section of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowupSettings {
+    pub grpc_addr: Option<String>,
+    pub http_addr: Option<String>,
+    /// Consumer group of cx.alerts.v1; the updates and surveys groups are
+    /// `{group_id}-updates` and `{group_id}-surveys`.
+    pub group_id: String,
+    pub max_batch: usize,
+    /// How often the escalation timer looks for tasks past their due time.
+    pub tick_ms: u64,
+    /// Time to first contact per priority.
+    pub sla: SlaConfig,
+    /// Owners and escalation chains.
+    pub directory: Directory,
+    /// How long a closed task is kept (0: forever).
+    pub retention_days: u32,
+    /// How long relayed outbox entries stay in Redis.
+    pub watch_retention_s: u64,
+}
+
+impl Default for FollowupSettings {
+    fn default() -> Self {
+        FollowupSettings {
+            grpc_addr: None,
+            http_addr: None,
+            group_id: "cx-followup".into(),
+            max_batch: 500,
+            tick_ms: 1000,
+            sla: SlaConfig::default(),
+            directory: Directory::default(),
+            retention_days: 90,
+            watch_retention_s: 3600,
+        }
+    }
+}
+
+pub struct FollowupApp {
+    config: Config,
+    settings: FollowupSettings,
+    listeners: Listeners,
+    followups: Followups,
+    redis_url: String,
+    producer: Arc<SharedProducer>,
+    readiness: Readiness,
+}
+
+impl FollowupApp {
+    /// With the system clock.
+    pub async fn build(config: Config) -> Result<FollowupApp, FollowupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// With the given clock for every task decision (tests pass a
+    /// [`crate::ManualClock`]).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<FollowupApp, FollowupError> {
+        let settings: FollowupSettings = config.section("followup")?;
+        if settings.tick_ms == 0 {
+            return Err(FollowupError::Settings {
+                field: "tick_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if settings.max_batch == 0 {
+            return Err(FollowupError::Settings {
+                field: "max_batch",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let listeners = Listeners::bind(&config).await?;
+        let redis = RedisPool::new(&config.redis_url)?;
+        let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days);
+        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-followup")?);
+        let readiness = Readiness::default();
+        for check in ["kafka", "redis", "pipeline", "relay"] {
+            readiness.register(check);
+        }
+        readiness.report("pipeline", Ok(()));
+        let followups = Followups {
+            store,
+            clock,
+            sla: settings.sla,
+            directory: Arc::new(settings.directory.clone()),
+        };
+        Ok(FollowupApp {
+            redis_url: config.redis_url.clone(),
+            config,
+            settings,
+            listeners,
+            followups,
+            producer,
+            readiness,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listeners.grpc_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listeners.http_addr()
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Consumes, escalates, relays and serves until `shutdown`; then stops
+    /// polling, finishes and commits the batches in hand, drains the
+    /// servers, flushes.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), FollowupError> {
+        let FollowupApp {
+            config,
+            settings,
+            listeners,
+            followups,
+            redis_url,
+            producer,
+            readiness,
+        } = self;
+        let topics = config.kafka.topics.clone();
+        let store = followups.store.clone();
+        tracing::info!(
+            grpc = %listeners.grpc_addr(),
+            http = %listeners.http_addr(),
+            alerts = %topics.alerts,
+            updates = %topics.followup_updates,
+            surveys = %topics.scored,
+            group = %settings.group_id,
+            "cx-followup starting"
+        );
+
+        let background = CancellationToken::new();
+        tokio::spawn(watch_dependencies(
+            config.kafka.clone(),
+            Vec::new(),
+            topics.followups.clone(),
+            producer.clone(),
+            store.redis().clone(),
+            readiness.clone(),
+            background.clone(),
+        ));
+
+        // XREAD BLOCK would stall a shared connection: the relay and the
+        // watch feed each tail the outbox on a connection of their own.
+        let relay = Relay {
+            tasks: store.clone(),
+            tail: RedisPool::new(&redis_url)?,
+            producer: producer.clone(),
+            topic: topics.followups.clone(),
+            watch_retention: Duration::from_secs(settings.watch_retention_s),
+            readiness: readiness.clone(),
+        };
+        let relay_task = tokio::spawn(relay.run(background.clone()));
+        let feed = TaskFeed::default();
+        tokio::spawn(feed.clone().run(
+            RedisPool::new(&redis_url)?,
+            store.outbox_key(),
+            background.clone(),
+        ));
+
+        // The escalation timer stops with the consumers.
+        let timer_task = tokio::spawn(crate::timer::run(
+            followups.clone(),
+            Duration::from_millis(settings.tick_ms),
+            shutdown.clone(),
+        ));
+
+        // The consumers start once their topics exist; they stop on shutdown.
+        let pipeline_task = {
+            let config = config.clone();
+            let stop = shutdown.clone();
+            let deadletter = topics.deadletter.clone();
+            let mut alerts = AlertHandler {
+                followups: followups.clone(),
+                producer: producer.clone(),
+                deadletter_topic: deadletter.clone(),
+                readiness: readiness.clone(),
+            };
+            let mut updates = UpdateHandler {
+                followups: followups.clone(),
+                producer: producer.clone(),
+                deadletter_topic: deadletter,
+                readiness: readiness.clone(),
+            };
+            let mut surveys = SurveyHandler {
+                followups: followups.clone(),
+                readiness: readiness.clone(),
+            };
+            let settings_for = |group: String, topic: &str| ConsumerSettings {
+                max_batch: settings.max_batch,
+                ..ConsumerSettings::new(group, vec![topic.to_string()])
+            };
+            let alert_settings = settings_for(settings.group_id.clone(), &topics.alerts);
+            let update_settings = settings_for(
+                format!("{}-updates", settings.group_id),
+                &topics.followup_updates,
+            );
+            let survey_settings =
+                settings_for(format!("{}-surveys", settings.group_id), &topics.scored);
+            tokio::spawn(async move {
+                if !wait_for_topics(&config, &stop).await {
+                    return Ok(());
+                }
+                let alert_consumer = consumer::consumer(&config.kafka, &alert_settings)?;
+                let update_consumer = consumer::consumer(&config.kafka, &update_settings)?;
+                let survey_consumer = consumer::consumer(&config.kafka, &survey_settings)?;
+                let (a, u, s) = tokio::join!(
+                    consumer::run(&alert_consumer, &alert_settings, &mut alerts, &stop),
+                    consumer::run(&update_consumer, &update_settings, &mut updates, &stop),
+                    consumer::run(&survey_consumer, &survey_settings, &mut surveys, &stop),
+                );
+                a.and(u).and(s)
+            })
+        };
+
+        let auth = AuthLayer::new(
+            config.auth.clone(),
+            grpc::policy(&[
+                ("/cx.v1.FollowUpService/UpdateTask", Scope::FollowupsWrite),
+                ("/cx.v1.FollowUpService/", Scope::FollowupsRead),
+                ("/v1/", Scope::FollowupsRead),
+            ]),
+        );
+        let (health_reporter, health_service) = grpc::health();
+        health_reporter
+            .set_serving::<FollowUpServiceServer<GrpcFollowups>>()
+            .await;
+        let grpc_server = grpc_builder(&config)?
+            .layer(auth.clone())
+            .add_service(health_service)
+            .add_service(grpc::reflection().map_err(ServerError::from)?)
+            .add_service(FollowUpServiceServer::new(GrpcFollowups {
+                followups: followups.clone(),
+                feed,
+                stop: shutdown.clone(),
+            }))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+                shutdown.clone().cancelled_owned(),
+            );
+        let http_router = api::http_routes(store.clone())
+            .layer(auth)
+            .merge(admin::router(readiness.clone()));
+        let serving = Serving::start(
+            &config,
+            grpc_server,
+            listeners.http,
+            http_router,
+            shutdown.clone().cancelled_owned(),
+        );
+
+        shutdown.cancelled().await;
+        readiness.set_draining();
+        match tokio::time::timeout(config.shutdown_grace, pipeline_task).await {
+            Ok(Ok(Err(error))) => tracing::error!(%error, "consumers stopped with an error"),
+            Ok(Err(error)) => tracing::error!(%error, "consumer task failed"),
+            Err(_) => {
+                tracing::warn!("consumers did not finish their batches within the grace period")
+            }
+            Ok(Ok(Ok(()))) => {}
+        }
+        let _ = timer_task.await;
+        let drained = serving.drain(&readiness, config.shutdown_grace).await;
+        background.cancel();
+        let _ = relay_task.await;
+        flush_producer(producer.get(), config.shutdown_grace).await;
+        Ok(drained?)
+    }
+}
+
+/// Creates the topics follow-up reads and writes; false when stopped first.
+async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
+    let topics = &config.kafka.topics;
+    let names = [
+        &topics.alerts,
+        &topics.followups,
+        &topics.followup_updates,
+        &topics.scored,
+        &topics.deadletter,
+    ];
+    let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match kafka::ensure_topics(&config.kafka, &names).await {
+            Ok(()) => return true,
+            Err(error) => tracing::warn!(%error, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

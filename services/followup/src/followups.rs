@@ -1,0 +1,247 @@
+//! The close-the-loop operations: each reads a task, applies a cx-tasks
+//! function in Rust, and writes it back with compare-and-set
+//! ([`TaskStore::put`]). Alerts, surveys and escalations retry on a
+//! conflict (they re-read and decide again); client updates named the
+//! version they read, so a conflict is their stale version.
+
+use std::sync::Arc;
+
+use cx_tasks::{Directory, Opening, SlaConfig, Survey, Task, TaskUpdate, UpdateError};
+use redis::RedisError;
+use serde::Deserialize;
+
+use crate::clock::Clock;
+use crate::store::{Pointer, Put, TaskStore};
+use crate::telemetry;
+
+/// Re-reads before giving up on a contended task (the batch is retried).
+const MAX_ATTEMPTS: usize = 16;
+
+/// The alert fields follow-up needs beyond `cx_rules::Alert`: the routing
+/// ids alerting copies from the interaction. Read from the same JSON, so
+/// alerts without them (or from an older alerting) still decode.
+#[derive(Debug, Default, Deserialize)]
+struct AlertRouting {
+    #[serde(default)]
+    agent_id: Option<String>,
+    #[serde(default)]
+    team_id: Option<String>,
+    #[serde(default)]
+    queue_id: Option<String>,
+}
+
+/// What an alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// Not a per-customer detractor alert (window rules, no customer).
+    Ignored,
+    Opened(String),
+    Attached(String),
+    /// Already handled (a redelivery).
+    AlreadyHandled(String),
+}
+
+/// Why an update was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateFailure {
+    #[error("no task {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Refused(#[from] UpdateError),
+    #[error("redis unavailable: {0}")]
+    Redis(#[from] RedisError),
+}
+
+#[derive(Clone)]
+pub struct Followups {
+    pub store: TaskStore,
+    pub clock: Arc<dyn Clock>,
+    pub sla: SlaConfig,
+    pub directory: Arc<Directory>,
+}
+
+/// The open-task pointer action for a change from `old` to `new`.
+fn pointer_for(new: &Task) -> Pointer {
+    if new.state.takes_alerts() {
+        Pointer::Keep
+    } else {
+        Pointer::Release
+    }
+}
+
+impl Followups {
+    /// An alert from cx.alerts.v1 (already decoded); `json` is its record,
+    /// for the routing extras.
+    pub async fn on_alert(
+        &self,
+        alert: &cx_rules::Alert,
+        json: &[u8],
+    ) -> Result<AlertOutcome, RedisError> {
+        let Some(customer_id) = alert.customer_id.as_deref().filter(|c| !c.is_empty()) else {
+            return Ok(AlertOutcome::Ignored);
+        };
+        if !matches!(alert.kind.as_str(), "response" | "keyword") {
+            return Ok(AlertOutcome::Ignored);
+        }
+        let routing: AlertRouting = serde_json::from_slice(json).unwrap_or_default();
+        let opening = Opening {
+            customer_id,
+            alert_id: &alert.alert_id,
+            interaction_id: alert.interaction_id.as_deref(),
+            severity: alert.severity.as_str(),
+            reason: &alert.message,
+            agent_id: routing.agent_id.as_deref(),
+            team_id: routing.team_id.as_deref(),
+            queue_id: routing.queue_id.as_deref(),
+        };
+        let own_id = cx_tasks::task_id_for(customer_id, &alert.alert_id);
+        for _ in 0..MAX_ATTEMPTS {
+            // A redelivered alert that opened a task: nothing more to do.
+            if self.store.get(&own_id).await?.is_some() {
+                return Ok(AlertOutcome::AlreadyHandled(own_id));
+            }
+            let pointer = self.store.open_task_of(customer_id).await?;
+            let current = match &pointer {
+                Some(id) => self.store.get(id).await?,
+                None => None,
+            };
+            let now = self.clock.now();
+            if let Some(task) = current.filter(|t| t.state.takes_alerts()) {
+                if task.alert_ids.iter().any(|a| a == &alert.alert_id) {
+                    return Ok(AlertOutcome::AlreadyHandled(task.task_id));
+                }
+                let mut attached = task.clone();
+                if !attached.attach(&opening, &self.sla, now) {
+                    return Ok(AlertOutcome::AlreadyHandled(task.task_id));
+                }
+                match self
+                    .store
+                    .put(Some(&task), &attached, Pointer::Keep)
+                    .await?
+                    .0
+                {
+                    Put::Written => return Ok(AlertOutcome::Attached(task.task_id)),
+                    _ => {
+                        telemetry::count_conflict("attach");
+                        continue;
+                    }
+                }
+            }
+            let task = Task::open(&opening, &self.directory, &self.sla, now);
+            let claim = Pointer::Claim { expected: pointer };
+            match self.store.put(None, &task, claim).await?.0 {
+                Put::Written => return Ok(AlertOutcome::Opened(task.task_id)),
+                _ => telemetry::count_conflict("open"),
+            }
+        }
+        Err(contended(customer_id))
+    }
+
+    /// A CRM or gRPC update. The caller named the version it read: a
+    /// concurrent change makes it stale (FAILED_PRECONDITION), it is not
+    /// retried.
+    pub async fn update(&self, update: &TaskUpdate) -> Result<Task, UpdateFailure> {
+        let Some(task) = self.store.get(&update.task_id).await? else {
+            return Err(UpdateFailure::NotFound(update.task_id.clone()));
+        };
+        let mut next = task.clone();
+        next.apply_update(update, self.clock.now())?;
+        match self
+            .store
+            .put(Some(&task), &next, pointer_for(&next))
+            .await?
+            .0
+        {
+            Put::Written => Ok(next),
+            Put::StaleVersion { current } => {
+                telemetry::count_conflict("update");
+                Err(UpdateError::StaleVersion {
+                    current,
+                    given: update.version,
+                }
+                .into())
+            }
+            Put::PointerMoved => unreachable!("updates never claim the pointer"),
+        }
+    }
+
+    /// A survey from cx.scored.v1: decides the outcome of the customer's
+    /// latest task if it was resolved and waits for one. True when it did.
+    pub async fn on_survey(
+        &self,
+        customer_id: &str,
+        survey: &Survey<'_>,
+    ) -> Result<bool, RedisError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(task_id) = self.store.latest_task_of(customer_id).await? else {
+                return Ok(false);
+            };
+            let Some(task) = self.store.get(&task_id).await? else {
+                return Ok(false);
+            };
+            let mut next = task.clone();
+            if !next.record_survey(survey, self.clock.now()) {
+                return Ok(false);
+            }
+            match self.store.put(Some(&task), &next, Pointer::Keep).await?.0 {
+                Put::Written => return Ok(true),
+                _ => telemetry::count_conflict("survey"),
+            }
+        }
+        Err(contended(customer_id))
+    }
+
+    /// Escalates every task past its due time; returns how many escalated.
+    /// Safe with several replicas: the compare-and-set lets exactly one
+    /// escalate a task for one due time; the others re-read and find it no
+    /// longer due.
+    pub async fn escalate_due(&self, limit: usize) -> Result<usize, RedisError> {
+        let now = self.clock.now();
+        let due = self.store.due_tasks(now, limit).await?;
+        let mut escalated = 0;
+        for task_id in due {
+            escalated += usize::from(self.escalate_one(&task_id).await?);
+        }
+        Ok(escalated)
+    }
+
+    async fn escalate_one(&self, task_id: &str) -> Result<bool, RedisError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(task) = self.store.get(task_id).await? else {
+                return Ok(false);
+            };
+            let now = self.clock.now();
+            let mut next = task.clone();
+            if !next.escalate_if_due(&self.sla, now) {
+                // At the top of the chain, or no longer awaiting contact:
+                // nothing will change by waiting, so stop the timer (unless
+                // the task changed meanwhile).
+                if !task.state.awaits_contact() || task.is_overdue(now) {
+                    self.store.unschedule(task_id, task.version).await?;
+                }
+                return Ok(false);
+            }
+            match self.store.put(Some(&task), &next, Pointer::Keep).await?.0 {
+                Put::Written => {
+                    tracing::info!(
+                        task_id,
+                        level = next.escalation_level,
+                        owner = %next.owner,
+                        "task escalated"
+                    );
+                    return Ok(true);
+                }
+                _ => telemetry::count_conflict("escalate"),
+            }
+        }
+        Err(contended(task_id))
+    }
+}
+
+fn contended(what: &str) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "task contended",
+        format!("{what}: too many concurrent changes; retrying the batch"),
+    ))
+}

@@ -1,0 +1,188 @@
+//! The consumer side: three consumer groups, at-least-once, every effect
+//! idempotent or refused with a reason.
+//!
+//! - cx.alerts.v1: response/keyword alerts with a customer open a task or
+//!   are attached to the customer's open one; a redelivered alert finds its
+//!   task (or its alert id on the open task) and changes nothing.
+//!   Undecodable alerts are dead-lettered.
+//! - cx.followup-updates.v1: CRM updates. Refused ones (bad JSON, unknown
+//!   task, stale version, illegal transition, invalid field) are
+//!   dead-lettered with the reason in `cx-error`. A redelivered update that
+//!   was applied the first time names a version that is now stale, so it
+//!   lands on the dead-letter topic too: harmless (the task is right) but
+//!   visible to operators.
+//! - cx.scored.v1: the customer's next survey after resolution decides the
+//!   outcome of their latest task. Records that do not decode are skipped
+//!   (alerting already dead-letters them from the same topic).
+
+use std::sync::Arc;
+
+use cx_proto::prost::Message as _;
+use cx_proto::v1;
+use cx_runtime::kafka::SharedProducer;
+use cx_runtime::Readiness;
+use cx_tasks::{Survey, TaskUpdate};
+use rdkafka::message::OwnedMessage;
+use rdkafka::Message;
+use time::OffsetDateTime;
+
+use crate::followups::{AlertOutcome, Followups, UpdateFailure};
+use crate::telemetry;
+
+fn report(readiness: &Readiness, healthy: bool) {
+    readiness.report(
+        "pipeline",
+        if healthy {
+            Ok(())
+        } else {
+            Err("a batch cannot be made durable (Redis or Kafka unavailable)".into())
+        },
+    );
+}
+
+async fn dead_letter(
+    producer: &SharedProducer,
+    topic: &str,
+    dead: &[(&OwnedMessage, String)],
+) -> Result<(), String> {
+    if dead.is_empty() {
+        return Ok(());
+    }
+    producer.dead_letter(topic, dead).await?;
+    telemetry::count_deadlettered(dead.len());
+    Ok(())
+}
+
+pub struct AlertHandler {
+    pub followups: Followups,
+    pub producer: Arc<SharedProducer>,
+    pub deadletter_topic: String,
+    pub readiness: Readiness,
+}
+
+impl cx_runtime::consumer::BatchHandler for AlertHandler {
+    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
+        let mut dead = Vec::new();
+        // In order: a customer's alerts share a partition, and the second
+        // must see the task the first opened.
+        for message in batch {
+            let payload = message.payload().unwrap_or_default();
+            let alert: cx_rules::Alert = match serde_json::from_slice(payload) {
+                Ok(alert) => alert,
+                Err(error) => {
+                    dead.push((message, format!("not a JSON alert: {error}")));
+                    continue;
+                }
+            };
+            let outcome = self
+                .followups
+                .on_alert(&alert, payload)
+                .await
+                .map_err(|e| format!("redis: {e}"))?;
+            telemetry::count_alert(match outcome {
+                AlertOutcome::Ignored => "ignored",
+                AlertOutcome::Opened(_) => "opened",
+                AlertOutcome::Attached(_) => "attached",
+                AlertOutcome::AlreadyHandled(_) => "redelivered",
+            });
+        }
+        dead_letter(&self.producer, &self.deadletter_topic, &dead).await
+    }
+
+    fn healthy(&mut self, healthy: bool) {
+        report(&self.readiness, healthy);
+    }
+}
+
+pub struct UpdateHandler {
+    pub followups: Followups,
+    pub producer: Arc<SharedProducer>,
+    pub deadletter_topic: String,
+    pub readiness: Readiness,
+}
+
+impl cx_runtime::consumer::BatchHandler for UpdateHandler {
+    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
+        let mut dead = Vec::new();
+        for message in batch {
+            let update = match TaskUpdate::from_json(message.payload().unwrap_or_default()) {
+                Ok(update) => update,
+                Err(error) => {
+                    telemetry::count_update("kafka", "invalid");
+                    dead.push((message, format!("refused update: {error}")));
+                    continue;
+                }
+            };
+            match self.followups.update(&update).await {
+                Ok(_) => telemetry::count_update("kafka", "applied"),
+                Err(UpdateFailure::Redis(error)) => return Err(format!("redis: {error}")),
+                Err(refused) => {
+                    telemetry::count_update(
+                        "kafka",
+                        match &refused {
+                            UpdateFailure::NotFound(_) => "not_found",
+                            UpdateFailure::Refused(e) if e.is_precondition() => "precondition",
+                            _ => "invalid",
+                        },
+                    );
+                    dead.push((message, format!("refused update: {refused}")));
+                }
+            }
+        }
+        dead_letter(&self.producer, &self.deadletter_topic, &dead).await
+    }
+
+    fn healthy(&mut self, healthy: bool) {
+        report(&self.readiness, healthy);
+    }
+}
+
+pub struct SurveyHandler {
+    pub followups: Followups,
+    pub readiness: Readiness,
+}
+
+impl cx_runtime::consumer::BatchHandler for SurveyHandler {
+    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
+        for message in batch {
+            let Ok(scored) = v1::ScoredInteraction::decode(message.payload().unwrap_or_default())
+            else {
+                tracing::debug!(
+                    offset = message.offset(),
+                    "skipping a scored record that does not decode"
+                );
+                continue;
+            };
+            let Some(interaction) = scored.interaction else {
+                continue;
+            };
+            let Some(occurred_at) = interaction.occurred_at.as_ref().and_then(|t| {
+                OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
+                )
+                .ok()
+            }) else {
+                continue;
+            };
+            if interaction.customer_id.is_empty() {
+                continue;
+            }
+            let score = |s: Option<i32>| s.and_then(|n| u8::try_from(n).ok());
+            let survey = Survey {
+                interaction_id: &interaction.interaction_id,
+                occurred_at,
+                nps: score(interaction.nps),
+                csat: score(interaction.csat),
+            };
+            self.followups
+                .on_survey(&interaction.customer_id, &survey)
+                .await
+                .map_err(|e| format!("redis: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn healthy(&mut self, healthy: bool) {
+        report(&self.readiness, healthy);
+    }
+}

@@ -1,0 +1,758 @@
+//! Tasks in Redis: every change is one compare-and-set script that writes
+//! the task, its indexes, the loop counters and the outbox entry together.
+//!
+//! Key layout (`{p}` is the configured key prefix):
+//! - `{p}:followup:task:{task_id}` string: the task JSON
+//!   ([`cx_tasks::Task::to_json`]); closed tasks expire after the retention.
+//! - `{p}:followup:open:{customer_id}`: task_id of the customer's task that
+//!   takes alerts ([`cx_tasks::TaskState::takes_alerts`]); claimed when a
+//!   task opens (only if it still names what the opener read), released
+//!   when that task is resolved or closed. This is what makes "at most one
+//!   open task per customer" hold across replicas.
+//! - `{p}:followup:latest:{customer_id}`: the customer's newest task, whose
+//!   outcome the next survey decides.
+//! - `{p}:followup:due` zset: due_at (ms) → task_id, for tasks awaiting
+//!   contact: the escalation timers. In Redis, so they survive restarts.
+//! - `{p}:followup:index` zset: created_at (ms) → task_id, for ListTasks
+//!   (newest first); filters are applied in Rust.
+//! - `{p}:followup:stats:{team}` hash and `{p}:followup:teams` set: the loop
+//!   counters per team, incremented by the same script as the change that
+//!   causes them, so they are exact across replicas and redeliveries.
+//! - `{p}:followup:outbox` stream: `task_id`, `version`, `json` of every
+//!   change, in order, written by the same script as the task
+//!   (transactional outbox). The relay publishes it to cx.followups.v1 from
+//!   `{p}:followup:outbox:cursor`; WatchTasks tails it. Relayed entries are
+//!   trimmed after the watch retention.
+//!
+//! Sizing: a task's JSON is about 1 KB (more with many attached alerts), so
+//! a million open tasks hold about 1 GB of task strings, plus about 100 MB
+//! for the two zsets and the customer pointers (~50 B per member/key plus
+//! Redis overhead). ListTasks with filters scans the index newest first, so
+//! a filter that matches few of many tasks reads many of them: a secondary
+//! index (by owner, by state) is the next step if that becomes the norm.
+
+use cx_tasks::{Task, TaskState};
+use redis::aio::ConnectionManager;
+use redis::RedisError;
+use time::OffsetDateTime;
+
+use cx_runtime::RedisPool;
+
+/// Compare-and-set of one task, with everything that must change with it.
+/// Returns `{1, new_version}` when written, `{0, stored_version}` when the
+/// stored version is not the expected one, `{-1, stored_version}` when the
+/// customer's open-task pointer no longer names what the caller read.
+const PUT: &str = r#"
+local p = ARGV[1]
+local id = ARGV[2]
+local expected = tonumber(ARGV[3])
+local version = ARGV[4]
+local json = ARGV[5]
+local customer = ARGV[6]
+local pointer = ARGV[7]
+local pointer_expected = ARGV[8]
+local due = ARGV[9]
+local due_ms = ARGV[10]
+local created_ms = ARGV[11]
+local latest = ARGV[12]
+local team = ARGV[13]
+local expire_ms = tonumber(ARGV[14])
+local tkey = p .. ':followup:task:' .. id
+local stored = redis.call('GET', tkey)
+local current = 0
+if stored then current = tonumber(cjson.decode(stored)['version']) end
+if current ~= expected then return {0, current} end
+local okey = p .. ':followup:open:' .. customer
+if pointer == 'claim' then
+  local holder = redis.call('GET', okey)
+  if (holder or '') ~= pointer_expected then return {-1, current} end
+  redis.call('SET', okey, id)
+elseif pointer == 'release' then
+  if redis.call('GET', okey) == id then redis.call('DEL', okey) end
+end
+if expire_ms > 0 then
+  redis.call('SET', tkey, json, 'PX', expire_ms)
+else
+  redis.call('SET', tkey, json)
+end
+if due == 'add' then
+  redis.call('ZADD', p .. ':followup:due', due_ms, id)
+else
+  redis.call('ZREM', p .. ':followup:due', id)
+end
+redis.call('ZADD', p .. ':followup:index', created_ms, id)
+if latest == '1' then
+  redis.call('SET', p .. ':followup:latest:' .. customer, id)
+end
+if #ARGV > 14 then
+  local skey = p .. ':followup:stats:' .. team
+  for i = 15, #ARGV, 2 do
+    redis.call('HINCRBY', skey, ARGV[i], ARGV[i + 1])
+  end
+  redis.call('SADD', p .. ':followup:teams', team)
+end
+redis.call('XADD', p .. ':followup:outbox', '*', 'task_id', id, 'version', version, 'json', json)
+return {1, tonumber(version)}
+"#;
+
+/// Drops a task from the timers if it is still at `version` (overdue at the
+/// top of its escalation chain, or no longer awaiting contact).
+const UNSCHEDULE: &str = r#"
+local stored = redis.call('GET', KEYS[1])
+if stored and tonumber(cjson.decode(stored)['version']) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"#;
+
+/// Team key of tasks without a team.
+pub const NO_TEAM: &str = "_none";
+
+/// What a change adds to its team's loop counters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StatsDelta {
+    pub opened: u64,
+    pub contacted: u64,
+    /// Milliseconds from created_at to first contact, for the mean.
+    pub first_contact_ms: u64,
+    /// Contacted before the first due time (no escalation yet).
+    pub contacted_in_sla: u64,
+    pub escalations: u64,
+    pub recovered: u64,
+    pub not_recovered: u64,
+}
+
+impl StatsDelta {
+    /// The counters a change from `old` (None: the task is new) to `new`
+    /// moves.
+    pub fn between(old: Option<&Task>, new: &Task) -> StatsDelta {
+        let mut delta = StatsDelta {
+            opened: u64::from(old.is_none()),
+            ..StatsDelta::default()
+        };
+        if let (None, Some(contact)) = (old.and_then(|t| t.first_contact_at), new.first_contact_at)
+        {
+            delta.contacted = 1;
+            delta.first_contact_ms = (contact - new.created_at).whole_milliseconds().max(0) as u64;
+            delta.contacted_in_sla = u64::from(new.escalation_level == 0 && contact <= new.due_at);
+        }
+        let old_level = old.map_or(0, |t| t.escalation_level);
+        delta.escalations = u64::from(new.escalation_level.saturating_sub(old_level));
+        if old.and_then(|t| t.outcome).is_none() {
+            match new.outcome {
+                Some(cx_tasks::Outcome::Recovered) => delta.recovered = 1,
+                Some(cx_tasks::Outcome::NotRecovered) => delta.not_recovered = 1,
+                None => {}
+            }
+        }
+        delta
+    }
+
+    fn fields(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("opened", self.opened),
+            ("contacted", self.contacted),
+            ("first_contact_ms", self.first_contact_ms),
+            ("contacted_in_sla", self.contacted_in_sla),
+            ("escalations", self.escalations),
+            ("recovered", self.recovered),
+            ("not_recovered", self.not_recovered),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
+
+/// The loop counters of one team, as stored.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TeamStats {
+    pub team: String,
+    pub opened: u64,
+    pub contacted: u64,
+    pub first_contact_ms: u64,
+    pub contacted_in_sla: u64,
+    pub escalations: u64,
+    pub recovered: u64,
+    pub not_recovered: u64,
+}
+
+impl TeamStats {
+    pub fn add(&mut self, other: &TeamStats) {
+        self.opened += other.opened;
+        self.contacted += other.contacted;
+        self.first_contact_ms += other.first_contact_ms;
+        self.contacted_in_sla += other.contacted_in_sla;
+        self.escalations += other.escalations;
+        self.recovered += other.recovered;
+        self.not_recovered += other.not_recovered;
+    }
+
+    /// The measures `/v1/stats` answers with.
+    pub fn to_json(&self) -> serde_json::Value {
+        let ratio =
+            |part: u64, whole: u64| (whole > 0).then(|| (part as f64) * 100.0 / (whole as f64));
+        let outcomes = self.recovered + self.not_recovered;
+        serde_json::json!({
+            "team": self.team,
+            "tasks_opened": self.opened,
+            "contacted": self.contacted,
+            "mean_time_to_first_contact_s": (self.contacted > 0)
+                .then(|| self.first_contact_ms as f64 / 1000.0 / self.contacted as f64),
+            "sla_compliance_pct": ratio(self.contacted_in_sla, self.contacted),
+            "escalations": self.escalations,
+            "recovered": self.recovered,
+            "not_recovered": self.not_recovered,
+            "recovery_rate_pct": ratio(self.recovered, outcomes),
+        })
+    }
+}
+
+/// What happens to the customer's open-task pointer with a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pointer {
+    Keep,
+    /// A new task takes the pointer, which must still hold `expected`
+    /// (None: no pointer).
+    Claim {
+        expected: Option<String>,
+    },
+    /// The task no longer takes alerts: drop the pointer if it names it.
+    Release,
+}
+
+/// The outcome of [`TaskStore::put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Written,
+    /// The stored version (0: no task) is not the expected one.
+    StaleVersion {
+        current: u64,
+    },
+    /// The customer's open-task pointer moved since it was read.
+    PointerMoved,
+}
+
+/// Filters of ListTasks.
+#[derive(Debug, Default, Clone)]
+pub struct TaskFilter {
+    pub state: Option<TaskState>,
+    pub owner: Option<String>,
+    pub customer_id: Option<String>,
+    /// Overdue at this time.
+    pub overdue_at: Option<OffsetDateTime>,
+}
+
+impl TaskFilter {
+    pub fn matches(&self, task: &Task) -> bool {
+        self.state.is_none_or(|s| task.state == s)
+            && self.owner.as_deref().is_none_or(|o| task.owner == o)
+            && self
+                .customer_id
+                .as_deref()
+                .is_none_or(|c| task.customer_id == c)
+            && self.overdue_at.is_none_or(|now| task.is_overdue(now))
+    }
+}
+
+/// Where a page of tasks ends: newest first, so the next page starts
+/// strictly older than (created_ms, task_id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub created_ms: i64,
+    pub task_id: String,
+}
+
+impl PageToken {
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.created_ms, self.task_id)
+    }
+
+    pub fn decode(token: &str) -> Option<PageToken> {
+        let (ms, id) = token.split_once(':')?;
+        if id.is_empty() {
+            return None;
+        }
+        Some(PageToken {
+            created_ms: ms.parse().ok()?,
+            task_id: id.to_string(),
+        })
+    }
+}
+
+/// XREAD's answer: per stream, entries of (id, fields).
+type XReadReply = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
+
+/// One outbox entry: a task as it was at one version.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub sid: String,
+    pub task_id: String,
+    pub json: String,
+}
+
+pub fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[derive(Clone)]
+pub struct TaskStore {
+    redis: RedisPool,
+    prefix: String,
+    /// How long a closed task stays; 0 keeps it.
+    retention_ms: u64,
+    put: redis::Script,
+    unschedule: redis::Script,
+}
+
+impl TaskStore {
+    pub fn new(redis: RedisPool, prefix: &str, retention_days: u32) -> TaskStore {
+        TaskStore {
+            redis,
+            prefix: prefix.to_string(),
+            retention_ms: u64::from(retention_days) * 86_400_000,
+            put: redis::Script::new(PUT),
+            unschedule: redis::Script::new(UNSCHEDULE),
+        }
+    }
+
+    pub fn redis(&self) -> &RedisPool {
+        &self.redis
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn outbox_key(&self) -> String {
+        format!("{}:followup:outbox", self.prefix)
+    }
+
+    pub fn cursor_key(&self) -> String {
+        format!("{}:followup:outbox:cursor", self.prefix)
+    }
+
+    fn task_key(&self, task_id: &str) -> String {
+        format!("{}:followup:task:{task_id}", self.prefix)
+    }
+
+    fn open_key(&self, customer_id: &str) -> String {
+        format!("{}:followup:open:{customer_id}", self.prefix)
+    }
+
+    fn latest_key(&self, customer_id: &str) -> String {
+        format!("{}:followup:latest:{customer_id}", self.prefix)
+    }
+
+    fn due_key(&self) -> String {
+        format!("{}:followup:due", self.prefix)
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}:followup:index", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, RedisError> {
+        self.redis.get().await
+    }
+
+    /// Writes `new` if the stored version is `old`'s (or no task is stored
+    /// when `old` is None), with its pointer, timer, index, counters and
+    /// outbox entry.
+    pub async fn put(
+        &self,
+        old: Option<&Task>,
+        new: &Task,
+        pointer: Pointer,
+    ) -> Result<(Put, StatsDelta), RedisError> {
+        let json =
+            String::from_utf8(new.to_json().map_err(json_error)?).expect("serde_json writes UTF-8");
+        let expected = old.map_or(0, |t| t.version);
+        let (pointer_action, pointer_expected) = match &pointer {
+            Pointer::Keep => ("keep", String::new()),
+            Pointer::Claim { expected } => ("claim", expected.clone().unwrap_or_default()),
+            Pointer::Release => ("release", String::new()),
+        };
+        let due = if new.state.awaits_contact() {
+            "add"
+        } else {
+            "rem"
+        };
+        let expire_ms = if new.state == TaskState::Closed {
+            self.retention_ms
+        } else {
+            0
+        };
+        let delta = StatsDelta::between(old, new);
+        let team = new.team.as_deref().unwrap_or(NO_TEAM);
+        let mut invocation = self.put.prepare_invoke();
+        invocation
+            .arg(&self.prefix)
+            .arg(&new.task_id)
+            .arg(expected)
+            .arg(new.version)
+            .arg(json)
+            .arg(&new.customer_id)
+            .arg(pointer_action)
+            .arg(pointer_expected)
+            .arg(due)
+            .arg(millis(new.due_at))
+            .arg(millis(new.created_at))
+            .arg(if old.is_none() { "1" } else { "0" })
+            .arg(team)
+            .arg(expire_ms);
+        for (field, n) in delta.fields() {
+            invocation.arg(field).arg(n);
+        }
+        let mut conn = self.conn().await?;
+        let (code, current): (i64, u64) = invocation.invoke_async(&mut conn).await?;
+        let outcome = match code {
+            1 => Put::Written,
+            0 => Put::StaleVersion { current },
+            _ => Put::PointerMoved,
+        };
+        if outcome == Put::Written {
+            crate::telemetry::count_change(team, &delta);
+        }
+        Ok((outcome, delta))
+    }
+
+    pub async fn get(&self, task_id: &str) -> Result<Option<Task>, RedisError> {
+        let mut conn = self.conn().await?;
+        let json: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.task_key(task_id))
+            .query_async(&mut conn)
+            .await?;
+        Ok(json.and_then(|j| decode(&j)))
+    }
+
+    /// Many tasks in one round trip, in the order asked; `None` for missing
+    /// (expired) ones.
+    pub async fn get_many(&self, task_ids: &[String]) -> Result<Vec<Option<Task>>, RedisError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = task_ids.iter().map(|id| self.task_key(id)).collect();
+        let mut conn = self.conn().await?;
+        let values: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|j| decode(&j)))
+            .collect())
+    }
+
+    /// The task id the customer's open-task pointer names.
+    pub async fn open_task_of(&self, customer_id: &str) -> Result<Option<String>, RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("GET")
+            .arg(self.open_key(customer_id))
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// The customer's newest task id.
+    pub async fn latest_task_of(&self, customer_id: &str) -> Result<Option<String>, RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("GET")
+            .arg(self.latest_key(customer_id))
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Task ids whose due time is at or before `now`, earliest first.
+    pub async fn due_tasks(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>, RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("ZRANGEBYSCORE")
+            .arg(self.due_key())
+            .arg("-inf")
+            .arg(millis(now))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Removes a task from the timers if it is still at `version`.
+    pub async fn unschedule(&self, task_id: &str, version: u64) -> Result<bool, RedisError> {
+        let mut conn = self.conn().await?;
+        let removed: i64 = self
+            .unschedule
+            .key(self.task_key(task_id))
+            .key(self.due_key())
+            .arg(task_id)
+            .arg(version)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// The loop counters of every team.
+    pub async fn stats(&self) -> Result<Vec<TeamStats>, RedisError> {
+        let mut conn = self.conn().await?;
+        let mut teams: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{}:followup:teams", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        teams.sort();
+        if teams.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for team in &teams {
+            pipe.cmd("HGETALL")
+                .arg(format!("{}:followup:stats:{team}", self.prefix));
+        }
+        let rows: Vec<std::collections::HashMap<String, u64>> = pipe.query_async(&mut conn).await?;
+        Ok(teams
+            .into_iter()
+            .zip(rows)
+            .map(|(team, row)| {
+                let get = |f: &str| row.get(f).copied().unwrap_or(0);
+                TeamStats {
+                    opened: get("opened"),
+                    contacted: get("contacted"),
+                    first_contact_ms: get("first_contact_ms"),
+                    contacted_in_sla: get("contacted_in_sla"),
+                    escalations: get("escalations"),
+                    recovered: get("recovered"),
+                    not_recovered: get("not_recovered"),
+                    team,
+                }
+            })
+            .collect())
+    }
+
+    /// A page of tasks, newest first, matching `filter`. Index entries of
+    /// expired tasks are dropped on the way.
+    pub async fn list(
+        &self,
+        filter: &TaskFilter,
+        after: Option<&PageToken>,
+        page_size: usize,
+    ) -> Result<(Vec<Task>, Option<PageToken>), RedisError> {
+        const CHUNK: usize = 200;
+        let mut out = Vec::new();
+        let mut max = after.map_or("+inf".to_string(), |t| t.created_ms.to_string());
+        let mut skip_until_older = after.cloned();
+        let mut conn = self.conn().await?;
+        loop {
+            let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
+                .arg(self.index_key())
+                .arg(&max)
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(CHUNK)
+                .query_async(&mut conn)
+                .await?;
+            let exhausted = rows.len() < CHUNK;
+            let mut ids = Vec::new();
+            let mut last_row = None;
+            for (id, score) in rows {
+                last_row = Some((id.clone(), score));
+                if let Some(token) = &skip_until_older {
+                    // Same millisecond: members come in reverse lexical order.
+                    if score == token.created_ms && id.as_str() >= token.task_id.as_str() {
+                        continue;
+                    }
+                }
+                ids.push((id, score));
+            }
+            let tasks = self
+                .get_many(&ids.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+                .await?;
+            let mut expired = Vec::new();
+            for ((id, score), task) in ids.iter().zip(tasks) {
+                let Some(task) = task else {
+                    expired.push(id.clone());
+                    continue;
+                };
+                if !filter.matches(&task) {
+                    continue;
+                }
+                out.push(task);
+                if out.len() == page_size {
+                    let token = PageToken {
+                        created_ms: *score,
+                        task_id: id.clone(),
+                    };
+                    return Ok((out, Some(token)));
+                }
+            }
+            if !expired.is_empty() {
+                let _: Result<i64, _> = redis::cmd("ZREM")
+                    .arg(self.index_key())
+                    .arg(&expired)
+                    .query_async(&mut conn)
+                    .await;
+            }
+            match (exhausted, last_row) {
+                (false, Some((id, score))) => {
+                    max = score.to_string();
+                    skip_until_older = Some(PageToken {
+                        created_ms: score,
+                        task_id: id,
+                    });
+                }
+                _ => return Ok((out, None)),
+            }
+        }
+    }
+
+    /// Outbox entries after `after` (a stream id), oldest first.
+    pub async fn outbox_after(
+        conn: &mut ConnectionManager,
+        outbox_key: &str,
+        after: &str,
+        count: usize,
+        block_ms: Option<u64>,
+    ) -> Result<Vec<OutboxEntry>, RedisError> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count);
+        if let Some(ms) = block_ms {
+            cmd.arg("BLOCK").arg(ms);
+        }
+        cmd.arg("STREAMS").arg(outbox_key).arg(after);
+        let reply: Option<XReadReply> = cmd.query_async(conn).await?;
+        Ok(reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .filter_map(|(sid, fields)| {
+                let mut task_id = None;
+                let mut json = None;
+                for (name, value) in fields {
+                    match name.as_str() {
+                        "task_id" => task_id = Some(value),
+                        "json" => json = Some(value),
+                        _ => {}
+                    }
+                }
+                Some(OutboxEntry {
+                    sid,
+                    task_id: task_id?,
+                    json: json?,
+                })
+            })
+            .collect())
+    }
+}
+
+fn json_error(error: serde_json::Error) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "task does not serialize",
+        error.to_string(),
+    ))
+}
+
+fn decode(json: &[u8]) -> Option<Task> {
+    match Task::from_json(json) {
+        Ok(task) => Some(task),
+        Err(error) => {
+            tracing::error!(%error, "stored task does not decode");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cx_tasks::{Directory, Opening, SlaConfig, TaskUpdate};
+
+    fn opening() -> Opening<'static> {
+        Opening {
+            customer_id: "cust-1",
+            alert_id: "al_1",
+            interaction_id: Some("i-1"),
+            severity: "critical",
+            reason: "NPS 2",
+            agent_id: None,
+            team_id: Some("team-a"),
+            queue_id: None,
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let token = PageToken {
+            created_ms: 1_700_000_000_123,
+            task_id: "task_00ff".into(),
+        };
+        assert_eq!(PageToken::decode(&token.encode()), Some(token));
+        assert_eq!(PageToken::decode("nonsense"), None);
+        assert_eq!(PageToken::decode("x:task_1"), None);
+        assert_eq!(PageToken::decode("12:"), None);
+    }
+
+    #[test]
+    fn stats_delta_counts_each_transition_once() {
+        let t0 = time::macros::datetime!(2024-05-01 12:00 UTC);
+        let sla = SlaConfig::default();
+        let task = Task::open(&opening(), &Directory::default(), &sla, t0);
+        let opened = StatsDelta::between(None, &task);
+        assert_eq!(opened.opened, 1);
+        assert_eq!(opened.fields(), vec![("opened", 1)]);
+
+        let mut contacted = task.clone();
+        contacted
+            .apply_update(
+                &TaskUpdate {
+                    task_id: task.task_id.clone(),
+                    version: 1,
+                    state: TaskState::Contacted,
+                    owner: None,
+                    root_cause: None,
+                    resolution_note: None,
+                },
+                t0 + time::Duration::minutes(30),
+            )
+            .unwrap();
+        let delta = StatsDelta::between(Some(&task), &contacted);
+        assert_eq!(delta.contacted, 1);
+        assert_eq!(delta.contacted_in_sla, 1);
+        assert_eq!(delta.first_contact_ms, 30 * 60 * 1000);
+        assert_eq!(delta.opened, 0);
+        // The same task again changes nothing.
+        assert_eq!(
+            StatsDelta::between(Some(&contacted), &contacted),
+            StatsDelta::default()
+        );
+    }
+
+    #[test]
+    fn filters_match_state_owner_customer_and_overdue() {
+        let t0 = time::macros::datetime!(2024-05-01 12:00 UTC);
+        let task = Task::open(&opening(), &Directory::default(), &SlaConfig::default(), t0);
+        assert!(TaskFilter::default().matches(&task));
+        let open = TaskFilter {
+            state: Some(TaskState::Open),
+            owner: Some(task.owner.clone()),
+            customer_id: Some("cust-1".into()),
+            overdue_at: None,
+        };
+        assert!(open.matches(&task));
+        let closed = TaskFilter {
+            state: Some(TaskState::Closed),
+            ..TaskFilter::default()
+        };
+        assert!(!closed.matches(&task));
+        let overdue_now = TaskFilter {
+            overdue_at: Some(t0),
+            ..TaskFilter::default()
+        };
+        assert!(!overdue_now.matches(&task));
+        let overdue_later = TaskFilter {
+            overdue_at: Some(t0 + time::Duration::hours(5)),
+            ..TaskFilter::default()
+        };
+        assert!(overdue_later.matches(&task));
+    }
+}

@@ -1,0 +1,54 @@
+//! Follow-up's metric names and the events that count them. The loop
+//! measures per team are also kept exactly in Redis (see `/v1/stats`);
+//! these counters are per process, for Prometheus.
+
+pub const ALERTS_TOTAL: &str = "cx_followup_alerts_total";
+pub const TASKS_OPENED_TOTAL: &str = "cx_followup_tasks_opened_total";
+pub const TASKS_CONTACTED_TOTAL: &str = "cx_followup_tasks_contacted_total";
+pub const ESCALATIONS_TOTAL: &str = "cx_followup_escalations_total";
+pub const OUTCOMES_TOTAL: &str = "cx_followup_outcomes_total";
+pub const UPDATES_TOTAL: &str = "cx_followup_updates_total";
+pub const CONFLICTS_TOTAL: &str = "cx_followup_cas_conflicts_total";
+pub const DEADLETTERED_TOTAL: &str = "cx_followup_deadlettered_total";
+pub const RELAYED_TOTAL: &str = "cx_followup_relayed_total";
+/// Seconds from a task change (updated_at) to its ack on cx.followups.v1.
+pub const RELAY_DELAY_SECONDS: &str = "cx_followup_relay_delay_seconds";
+pub const WATCHERS: &str = "cx_followup_watchers";
+
+pub fn count_alert(outcome: &'static str) {
+    metrics::counter!(ALERTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn count_update(source: &'static str, outcome: &'static str) {
+    metrics::counter!(UPDATES_TOTAL, "source" => source, "outcome" => outcome).increment(1);
+}
+
+pub fn count_conflict(operation: &'static str) {
+    metrics::counter!(CONFLICTS_TOTAL, "operation" => operation).increment(1);
+}
+
+pub fn count_deadlettered(n: usize) {
+    metrics::counter!(DEADLETTERED_TOTAL).increment(n as u64);
+}
+
+/// The Prometheus side of the loop measures, from a change's stats delta.
+pub fn count_change(team: &str, delta: &crate::store::StatsDelta) {
+    let team = team.to_string();
+    if delta.opened > 0 {
+        metrics::counter!(TASKS_OPENED_TOTAL, "team" => team.clone()).increment(delta.opened);
+    }
+    if delta.contacted > 0 {
+        metrics::counter!(TASKS_CONTACTED_TOTAL, "team" => team.clone()).increment(delta.contacted);
+    }
+    if delta.escalations > 0 {
+        metrics::counter!(ESCALATIONS_TOTAL, "team" => team.clone()).increment(delta.escalations);
+    }
+    if delta.recovered > 0 {
+        metrics::counter!(OUTCOMES_TOTAL, "team" => team.clone(), "outcome" => "recovered")
+            .increment(delta.recovered);
+    }
+    if delta.not_recovered > 0 {
+        metrics::counter!(OUTCOMES_TOTAL, "team" => team, "outcome" => "not_recovered")
+            .increment(delta.not_recovered);
+    }
+}
