@@ -70,6 +70,11 @@ start_redis() {
     >"$state/redis.log" 2>&1 &
   echo $! >"$state/redis.pid"
   wait_for redis "$redis_port" 20
+  # The port answers before the AOF is loaded; until then commands fail.
+  for _ in $(seq 1 600); do
+    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = "PONG" ] && break
+    sleep 0.1
+  done
   log "redis up on 127.0.0.1:$redis_port (pid $(cat "$state/redis.pid"))"
 }
 

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const WRITER_TOKEN: &str = "test-writer";
 pub const READER_TOKEN: &str = "test-reader";
+/// alerts:write and followups:write (acknowledge alerts, update tasks).
+pub const OPERATOR_TOKEN: &str = "test-operator";
 
 /// Where the shared test broker and Redis are (the README's test command
 /// starts them).
@@ -116,7 +118,7 @@ deadletter = "{deadletter}"
 url = "{redis_url}"
 key_prefix = "{prefix}"
 [auth]
-tokens = "{WRITER_TOKEN}=ingest:write;{READER_TOKEN}=metrics:read,alerts:read,followups:read"
+tokens = "{WRITER_TOKEN}=ingest:write;{READER_TOKEN}=metrics:read,alerts:read,followups:read;{OPERATOR_TOKEN}=alerts:read,alerts:write,followups:read,followups:write"
 [ingest]
 grpc_addr = "127.0.0.1:0"
 http_addr = "127.0.0.1:0"
@@ -124,6 +126,15 @@ http_addr = "127.0.0.1:0"
 grpc_addr = "127.0.0.1:0"
 http_addr = "127.0.0.1:0"
 group_id = "cx-scoring-{suffix}"
+[alerting]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+group_id = "cx-alerting-{suffix}"
+webhook_group_id = "cx-alerting-webhooks-{suffix}"
+[followup]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+group_id = "cx-followup-{suffix}"
 "#,
             suffix = self.topic_suffix,
             interactions = self.topic("cx.interactions.v1"),
@@ -161,6 +172,8 @@ pub struct RunningService<E> {
 
 pub type RunningIngest = RunningService<cx_ingest::IngestError>;
 pub type RunningScoring = RunningService<cx_scoring::ScoringError>;
+pub type RunningAlerting = RunningService<cx_alerting::AlertingError>;
+pub type RunningFollowup = RunningService<cx_followup::FollowupError>;
 
 impl<E: std::fmt::Debug + Send + 'static> RunningService<E> {
     async fn spawn<F, Fut>(
@@ -218,6 +231,26 @@ impl RunningScoring {
         let app = cx_scoring::ScoringApp::build(config)
             .await
             .expect("scoring builds");
+        let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
+        Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
+    }
+}
+
+impl RunningAlerting {
+    pub async fn start(config: Config) -> RunningAlerting {
+        let app = cx_alerting::AlertingApp::build(config)
+            .await
+            .expect("alerting builds");
+        let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
+        Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
+    }
+}
+
+impl RunningFollowup {
+    pub async fn start(config: Config) -> RunningFollowup {
+        let app = cx_followup::FollowupApp::build(config)
+            .await
+            .expect("followup builds");
         let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
         Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
     }

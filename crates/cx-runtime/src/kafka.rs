@@ -125,6 +125,27 @@ pub async fn probe_topic(producer: &FutureProducer, topic: &str) -> Result<(), S
     .map_err(|e| format!("probe task failed: {e}"))?
 }
 
+/// Creates `topics`, retrying with backoff until it works (true) or `stop`
+/// is cancelled first (false). Consumers start only after this.
+pub async fn ensure_topics_until(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    stop: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match ensure_topics(kafka, topics).await {
+            Ok(()) => return true,
+            Err(error) => tracing::warn!(%error, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Headers of a dead-letter record (contract: cx.deadletter.v1).
 pub struct DeadLetter<'a> {
     pub error: &'a str,
@@ -253,7 +274,12 @@ impl SharedProducer {
                     source_partition: message.partition(),
                     source_offset: message.offset(),
                 }
-                .publish(&producer, deadletter_topic, message.key(), message.payload())
+                .publish(
+                    &producer,
+                    deadletter_topic,
+                    message.key(),
+                    message.payload(),
+                )
                 .await
             }
         });

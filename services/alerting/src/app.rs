@@ -64,7 +64,9 @@ pub struct AlertingSettings {
     pub destinations: Vec<Destination>,
     pub routes: Routes,
     pub webhooks: DeliveryPolicy,
-    /// HMAC key for CX_ALERT_WEBHOOK_URL deliveries.
+    /// The catch-all webhook; read by the shared config (CX_ALERT_WEBHOOK_URL wins).
+    pub webhook_url: Option<String>,
+    /// HMAC key for the catch-all webhook's deliveries.
     pub default_webhook_secret: Option<String>,
 }
 
@@ -82,6 +84,7 @@ impl Default for AlertingSettings {
             destinations: Vec::new(),
             routes: Routes::default(),
             webhooks: DeliveryPolicy::default(),
+            webhook_url: None,
             default_webhook_secret: None,
         }
     }

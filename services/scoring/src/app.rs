@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cx_analytics::tags::{Taxonomy, TaxonomyError};
 use cx_domain::DetractorThresholds;
@@ -216,21 +215,12 @@ impl ScoringApp {
     }
 }
 
-/// Creates the topics scoring reads and writes; false when stopped first.
+/// Creates the topics this service reads and writes; false when stopped first.
 async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
     let topics = &config.kafka.topics;
-    let names = [&topics.interactions, &topics.scored, &topics.deadletter];
-    let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match kafka::ensure_topics(&config.kafka, &names).await {
-            Ok(()) => return true,
-            Err(error) => tracing::warn!(%error, "cannot create topics yet; retrying"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    let names: Vec<&str> = [&topics.interactions, &topics.scored, &topics.deadletter]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    kafka::ensure_topics_until(&config.kafka, &names, stop).await
 }
