@@ -4,7 +4,10 @@
 # baseline) and scoring (with Redis commands per event and the
 # redis-benchmark baseline), then the criterion benches.
 #
-#   deploy/local/bench.sh [ingest|scoring|criterion|all]
+# "loop" runs all four services and measures ingest-ack → alert → task
+# latency at 2k interactions/s (cx-bench loop-latency).
+#
+#   deploy/local/bench.sh [ingest|scoring|loop|criterion|all]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,7 +28,7 @@ trap cleanup EXIT
 deploy/local/stack.sh up
 cargo build --release --bins --locked
 
-export CX_AUTH_TOKENS="$token=ingest:write,metrics:read"
+export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,followups:read,followups:write"
 export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
 export RUST_LOG=warn
 export CX_BENCH_TOKEN="$token"
@@ -43,7 +46,25 @@ if [ "$what" = scoring ] || [ "$what" = all ]; then
   target/release/cx-bench scoring --count "${CX_BENCH_COUNT:-200000}" --kafka-properties "$CX_KAFKA_PROPERTIES"
   stop_services
 fi
+if [ "$what" = loop ] || [ "$what" = all ]; then
+  deploy/local/stack.sh down && deploy/local/stack.sh up
+  start_service ingest 8081
+  start_service scoring 8082
+  start_service alerting 8083
+  start_service followup 8084
+  # 200 response alerts/s (the alerting target's load), then 500/s with tasks.
+  target/release/cx-bench loop-latency --rate 2000 --seconds 20 --detractor-share 0.1
+  target/release/cx-bench loop-latency --rate 2000 --seconds 20 --detractor-share 0.25 --tasks
+  target/release/cx-bench task-updates --tasks 5000 --concurrency 64
+  # start_service appended their PIDs in this order.
+  names=(ingest scoring alerting followup)
+  for i in "${!names[@]}"; do
+    echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status")"
+  done
+  stop_services
+fi
 if [ "$what" = criterion ] || [ "$what" = all ]; then
   cargo bench --locked -p cx-scoring --bench per_event -- --warm-up-time 1 --measurement-time 5
+  cargo bench --locked -p cx-rules --bench rules -- --warm-up-time 1 --measurement-time 5
   cargo bench --locked -p cx-analytics -- --warm-up-time 1 --measurement-time 3
 fi

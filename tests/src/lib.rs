@@ -80,6 +80,8 @@ pub async fn require_kafka(brokers: &str) {
 pub struct Isolation {
     pub topic_suffix: String,
     pub redis_prefix: String,
+    /// More `[kafka.properties]` lines for every service of the test.
+    pub kafka_properties: String,
 }
 
 impl Isolation {
@@ -88,6 +90,7 @@ impl Isolation {
         Isolation {
             topic_suffix: id[..12].to_string(),
             redis_prefix: format!("cxtest:{}", &id[..12]),
+            kafka_properties: String::new(),
         }
     }
 
@@ -107,6 +110,7 @@ topic_partitions = 3
 "fetch.wait.max.ms" = "10"
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "1000"
+{kafka_properties}
 [kafka.topics]
 interactions = "{interactions}"
 scored = "{scored}"
@@ -137,6 +141,7 @@ http_addr = "127.0.0.1:0"
 group_id = "cx-followup-{suffix}"
 "#,
             suffix = self.topic_suffix,
+            kafka_properties = self.kafka_properties,
             interactions = self.topic("cx.interactions.v1"),
             scored = self.topic("cx.scored.v1"),
             alerts = self.topic("cx.alerts.v1"),

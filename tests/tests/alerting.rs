@@ -426,9 +426,13 @@ async fn threshold_and_spike_alerts_need_their_minimum_samples() {
     assert_eq!(spike.len(), 1, "{spike:#?}");
     assert_eq!(spike[0]["key"], "q-spk");
     assert_eq!(spike[0]["kind"], "spike");
-    // 30 of 40 recent responses are detractors against 20 of 200.
+    // It fires at the first evaluation with ≥ 30 recent responses (75 % of
+    // them detractors, give or take the batch split) against the 7-day
+    // rest: 20 of 200.
+    let value = spike[0]["value"].as_f64().unwrap();
+    assert!((0.7..=0.8).contains(&value), "{}", spike[0]);
     assert!(
-        (spike[0]["value"].as_f64().unwrap() - 0.75).abs() < 1e-9,
+        (spike[0]["threshold"].as_f64().unwrap() - 0.1).abs() < 1e-9,
         "{}",
         spike[0]
     );

@@ -9,6 +9,7 @@
 //! → follow-up task) latency through the running services.
 
 mod loop_latency;
+mod task_updates;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,8 @@ enum Command {
     /// End-to-end latency: ingest accepted → response alert on cx.alerts.v1
     /// (and, with --tasks, → follow-up task on cx.followups.v1).
     LoopLatency(loop_latency::LoopLatencyArgs),
+    /// FollowUpService.UpdateTask throughput against a running cx-followup.
+    TaskUpdates(task_updates::TaskUpdatesArgs),
     /// Submit realistic interactions over HTTP and print each answer.
     Sample {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -148,6 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Command::Ingest(args) => bench_ingest(args).await,
             Command::Scoring(args) => bench_scoring(args).await,
             Command::LoopLatency(args) => loop_latency::run(args).await,
+            Command::TaskUpdates(args) => task_updates::run(args).await,
             Command::Metrics {
                 grpc,
                 token,

@@ -11,6 +11,7 @@ use cx_windows::Dimension;
 use futures::Stream;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::store::{AlertFilter, AlertStore, PageToken};
 use crate::telemetry;
@@ -23,6 +24,8 @@ const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 pub struct GrpcAlerts {
     pub store: AlertStore,
     pub feed: AlertFeed,
+    /// Ends every WatchAlerts stream, so draining does not wait on them.
+    pub stop: CancellationToken,
 }
 
 fn unavailable(error: redis::RedisError) -> tonic::Status {
@@ -222,6 +225,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
             store: self.store.clone(),
             severity,
             sender,
+            stop: self.stop.clone(),
         };
         tokio::spawn(watcher.run(resume, live));
         Ok(tonic::Response::new(Box::pin(
@@ -234,6 +238,7 @@ struct Watcher {
     store: AlertStore,
     severity: Option<String>,
     sender: mpsc::Sender<Result<v1::Alert, tonic::Status>>,
+    stop: CancellationToken,
 }
 
 impl Watcher {
@@ -260,7 +265,11 @@ impl Watcher {
             None => StreamId::default(),
         };
         loop {
-            match live.recv().await {
+            let received = tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                received = live.recv() => received,
+            };
+            match received {
                 Ok(entry) if entry.id <= last => {}
                 Ok(entry) => {
                     last = entry.id;

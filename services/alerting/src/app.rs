@@ -286,6 +286,7 @@ impl AlertingApp {
             .add_service(AlertServiceServer::new(GrpcAlerts {
                 store: alerts,
                 feed,
+                stop: shutdown.clone(),
             }))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
