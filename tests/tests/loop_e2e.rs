@@ -283,7 +283,7 @@ async fn kill_9_of_every_service_in_turn_loses_nothing_and_duplicates_nothing() 
             .map(|i| {
                 let n = b * PER_BATCH + i;
                 let customer = format!("kc-{n}");
-                let nps = if n % 3 == 0 { 1 } else { 9 };
+                let nps = if n.is_multiple_of(3) { 1 } else { 9 };
                 if nps <= 6 {
                     detractor_customers.insert(customer.clone());
                 }
