@@ -1,0 +1,190 @@
+//! `cxctl alerts tail | list | ack` (AlertService).
+
+use std::time::Duration;
+
+use cx_proto::v1;
+use time::OffsetDateTime;
+use tonic::Request;
+
+use super::{emit, emit_json, is_transport, unary, CliError, CmdResult, Ctx};
+use crate::output::{self, Align, Table};
+use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
+
+/// Largest page asked for; the service may return fewer.
+const PAGE_SIZE: u32 = 500;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+fn since(text: Option<&str>, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, CliError> {
+    text.map(|t| output::parse_since(t, now))
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--since: {e}")))
+}
+
+fn print_alert(ctx: &Ctx, alert: &v1::Alert) {
+    if ctx.json {
+        emit_json(&output::alert_json(alert));
+    } else {
+        emit(&output::alert_line(alert, ctx.color));
+    }
+}
+
+/// Follows WatchAlerts. When an established stream drops, it resumes after
+/// the last alert printed (or from when the tail started), so nothing is
+/// missed or printed twice.
+pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
+    let started = OffsetDateTime::now_utc();
+    let mut since = since(args.since.as_deref(), started)?;
+    let mut after = args.after.unwrap_or_default();
+    let severity = args.severity.unwrap_or_default();
+    let mut client = ctx.alerts().await?;
+    let mut established = false;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let request = v1::WatchAlertsRequest {
+            since: since.map(output::to_timestamp),
+            after_alert_id: after.clone(),
+            severity: severity.clone(),
+        };
+        let dropped = match client.watch_alerts(Request::new(request)).await {
+            Ok(response) => {
+                established = true;
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(alert)) => {
+                            backoff = Duration::from_secs(1);
+                            print_alert(ctx, &alert);
+                            after.clone_from(&alert.alert_id);
+                            since = None;
+                        }
+                        Ok(None) => break "the service ended the stream".to_owned(),
+                        Err(status) if is_transport(status.code()) => {
+                            break format!("{}", CliError::Status(status))
+                        }
+                        Err(status) => return Err(status.into()),
+                    }
+                }
+            }
+            Err(status) if established && is_transport(status.code()) => {
+                format!("{}", CliError::Status(status))
+            }
+            Err(status) => return Err(status.into()),
+        };
+        if after.is_empty() && since.is_none() {
+            since = Some(started);
+        }
+        eprintln!(
+            "cxctl: alert stream interrupted ({dropped}); resuming in {}s",
+            backoff.as_secs()
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+pub async fn list(ctx: &Ctx, args: AlertsListArgs) -> CmdResult {
+    let now = OffsetDateTime::now_utc();
+    let since = since(args.since.as_deref(), now)?;
+    let mut client = ctx.alerts().await?;
+    let limit = if args.limit == 0 {
+        u32::MAX
+    } else {
+        args.limit
+    };
+    let mut alerts = Vec::new();
+    let mut page_token = String::new();
+    let mut more = false;
+    loop {
+        let remaining = limit - u32::try_from(alerts.len()).unwrap_or(u32::MAX);
+        let request = v1::ListAlertsRequest {
+            since: since.map(output::to_timestamp),
+            severity: args.severity.clone().unwrap_or_default(),
+            dimension: args.dimension.clone().unwrap_or_default(),
+            key: args.key.clone().unwrap_or_default(),
+            acknowledged: args.unacked.then_some(false),
+            page_size: remaining.min(PAGE_SIZE),
+            page_token: page_token.clone(),
+        };
+        let page = client.list_alerts(unary(request)).await?.into_inner();
+        let room = usize::try_from(remaining).unwrap_or(usize::MAX);
+        let got = page.alerts.len();
+        alerts.extend(page.alerts.into_iter().take(room));
+        if got > room {
+            more = true;
+            break;
+        }
+        if page.next_page_token.is_empty() || got == 0 {
+            break;
+        }
+        if got == room {
+            more = true;
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+
+    if ctx.json {
+        alerts
+            .iter()
+            .for_each(|a| emit_json(&output::alert_json(a)));
+        return Ok(());
+    }
+    if alerts.is_empty() {
+        eprintln!("no alerts");
+        return Ok(());
+    }
+    let mut table = Table::new(&[
+        ("CREATED", Align::Left),
+        ("SEVERITY", Align::Left),
+        ("RULE", Align::Left),
+        ("SUBJECT", Align::Left),
+        ("+SUPP", Align::Right),
+        ("ACK", Align::Left),
+        ("ALERT", Align::Left),
+        ("MESSAGE", Align::Left),
+    ]);
+    for a in &alerts {
+        table.push(vec![
+            output::time_short(output::from_timestamp(a.created_at.as_ref())),
+            a.severity.clone(),
+            a.rule.clone(),
+            format!("{}={}", a.dimension, a.key),
+            a.suppressed_count.to_string(),
+            if a.acknowledged {
+                output::or_dash(a.acknowledged_by.as_deref())
+            } else {
+                "no".to_owned()
+            },
+            a.alert_id.clone(),
+            a.message.clone(),
+        ]);
+    }
+    emit(table.render().trim_end());
+    if more {
+        eprintln!("(more alerts match; raise --limit, 0 for all)");
+    }
+    Ok(())
+}
+
+pub async fn ack(ctx: &Ctx, args: AlertsAckArgs) -> CmdResult {
+    let mut client = ctx.alerts().await?;
+    let alert = client
+        .acknowledge_alert(unary(v1::AcknowledgeAlertRequest {
+            alert_id: args.alert_id,
+            acknowledged_by: args.by.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    if ctx.json {
+        emit_json(&output::alert_json(&alert));
+    } else {
+        emit(&format!(
+            "acknowledged {} by {} at {}",
+            alert.alert_id,
+            output::or_dash(alert.acknowledged_by.as_deref()),
+            output::time_short(output::from_timestamp(alert.acknowledged_at.as_ref()))
+        ));
+        emit(&output::alert_line(&alert, ctx.color));
+    }
+    Ok(())
+}

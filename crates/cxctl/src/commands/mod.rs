@@ -1,0 +1,369 @@
+//! One module per service; here: connections, auth, printing and errors.
+
+pub mod alerts;
+pub mod metrics;
+pub mod submit;
+pub mod tasks;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cx_proto::v1::alert_service_client::AlertServiceClient;
+use cx_proto::v1::follow_up_service_client::FollowUpServiceClient;
+use cx_proto::v1::ingest_service_client::IngestServiceClient;
+use cx_proto::v1::metrics_service_client::MetricsServiceClient;
+use serde_json::{json, Value};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+use crate::{AlertsCommand, Cli, Command, Global, MetricsCommand, TasksCommand};
+
+/// How long a unary call may take (streams have no deadline).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments or input that keeps the command from running.
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    Status(#[from] Status),
+}
+
+impl CliError {
+    /// 2 when a service could not be reached or failed, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Connect { .. } => 2,
+            CliError::Status(s) if is_transport(s.code()) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Codes that say "the service is not there or broke", not "you asked wrong".
+pub fn is_transport(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Internal
+    )
+}
+
+/// The canonical name, as in the gRPC spec and CONTRACT.md.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Adds `authorization: Bearer …` to every call when a token is set.
+#[derive(Debug, Clone)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Svc = InterceptedService<Channel, Auth>;
+
+/// What every command needs: addresses, auth, output mode.
+pub struct Ctx {
+    pub global: Global,
+    auth: Auth,
+    pub json: bool,
+    /// Colour severities (stdout is a terminal, not --json, NO_COLOR unset).
+    pub color: bool,
+}
+
+impl Ctx {
+    fn new(global: Global) -> Result<Ctx, CliError> {
+        let auth = match global.token.as_deref().filter(|t| !t.is_empty()) {
+            None => Auth(None),
+            Some(token) => Auth(Some(format!("Bearer {token}").parse().map_err(|_| {
+                CliError::Usage("the token must be printable ASCII".to_owned())
+            })?)),
+        };
+        let json = global.json;
+        Ok(Ctx {
+            color: !json
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none(),
+            json,
+            auth,
+            global,
+        })
+    }
+
+    pub async fn ingest(&self) -> Result<IngestServiceClient<Svc>, CliError> {
+        let channel = connect(&self.global.ingest).await?;
+        Ok(IngestServiceClient::with_interceptor(
+            channel,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn metrics(&self) -> Result<MetricsServiceClient<Svc>, CliError> {
+        let channel = connect(&self.global.metrics).await?;
+        Ok(MetricsServiceClient::with_interceptor(
+            channel,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn alerts(&self) -> Result<AlertServiceClient<Svc>, CliError> {
+        let channel = connect(&self.global.alerts).await?;
+        Ok(AlertServiceClient::with_interceptor(
+            channel,
+            self.auth.clone(),
+        ))
+    }
+
+    pub async fn followup(&self) -> Result<FollowUpServiceClient<Svc>, CliError> {
+        let channel = connect(&self.global.followup).await?;
+        Ok(FollowUpServiceClient::with_interceptor(
+            channel,
+            self.auth.clone(),
+        ))
+    }
+}
+
+/// `host:port` without a scheme means plain-text `http://`.
+pub fn endpoint_uri(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+async fn connect(addr: &str) -> Result<Channel, CliError> {
+    let uri = endpoint_uri(addr);
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(|e| CliError::Usage(format!("bad address {addr:?}: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    endpoint.connect().await.map_err(|e| CliError::Connect {
+        addr: uri,
+        detail: error_chain(&e),
+    })
+}
+
+/// An error and its sources, `: `-separated (tonic's own text is just "transport error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// A unary request with the call deadline.
+pub fn unary<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    request
+}
+
+/// One line to stdout; a closed pipe (`| head`) ends the program quietly.
+pub fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+pub fn emit_json(value: &Value) {
+    emit(&value.to_string());
+}
+
+/// The field violations a status carries (google.rpc.BadRequest), if any.
+pub fn status_violations(status: &Status) -> Vec<(String, String)> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|v| (v.field.clone(), v.description.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Prints an error to stderr: code, message, field violations (JSON with --json).
+pub fn report(error: &CliError, json: bool, has_token: bool) {
+    let (code, message, violations) = match error {
+        CliError::Status(s) => (
+            code_name(s.code()),
+            s.message().to_owned(),
+            status_violations(s),
+        ),
+        CliError::Connect { .. } => ("UNAVAILABLE", error.to_string(), Vec::new()),
+        CliError::Usage(_) | CliError::Read { .. } => {
+            ("INVALID_ARGUMENT", error.to_string(), Vec::new())
+        }
+    };
+    if json {
+        let violations: Vec<Value> = violations
+            .iter()
+            .map(|(f, d)| json!({"field": f, "description": d}))
+            .collect();
+        eprintln!(
+            "{}",
+            json!({"error": {"code": code, "message": message, "field_violations": violations}})
+        );
+        return;
+    }
+    match error {
+        CliError::Status(_) => eprintln!("error: {code}: {message}"),
+        _ => eprintln!("error: {message}"),
+    }
+    for (field, description) in &violations {
+        if field.is_empty() {
+            eprintln!("  {description}");
+        } else {
+            eprintln!("  {field}: {description}");
+        }
+    }
+    if matches!(error, CliError::Status(s) if s.code() == Code::Unauthenticated) && !has_token {
+        eprintln!("hint: pass --token or set CX_TOKEN");
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.global.json;
+    let has_token = cli.global.token.as_deref().is_some_and(|t| !t.is_empty());
+    let result = match Ctx::new(cli.global) {
+        Ok(ctx) => dispatch(&ctx, cli.command).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e, json, has_token);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
+    let result: CmdResult = match command {
+        Command::Submit(args) => submit::run(ctx, args).await,
+        Command::Alerts(AlertsCommand::Tail(args)) => alerts::tail(ctx, args).await,
+        Command::Alerts(AlertsCommand::List(args)) => alerts::list(ctx, args).await,
+        Command::Alerts(AlertsCommand::Ack(args)) => alerts::ack(ctx, args).await,
+        Command::Tasks(TasksCommand::List(args)) => tasks::list(ctx, args).await,
+        Command::Tasks(TasksCommand::Show { task_id }) => tasks::show(ctx, task_id).await,
+        Command::Tasks(TasksCommand::Update(args)) => tasks::update(ctx, args).await,
+        Command::Tasks(TasksCommand::Watch(args)) => tasks::watch(ctx, args).await,
+        Command::Metrics(args) => match args.command {
+            Some(MetricsCommand::Get(get)) => metrics::get(ctx, get).await,
+            None => metrics::rank(ctx, args.rank).await,
+        },
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(Exit::Code(code)) => Ok(code),
+        Err(Exit::Error(e)) => Err(e),
+    }
+}
+
+/// What a command ends with besides success: an exit code it chose (submit),
+/// or an error to report.
+#[derive(Debug)]
+pub enum Exit {
+    Code(ExitCode),
+    Error(CliError),
+}
+
+impl From<CliError> for Exit {
+    fn from(e: CliError) -> Self {
+        Exit::Error(e)
+    }
+}
+
+impl From<Status> for Exit {
+    fn from(s: Status) -> Self {
+        Exit::Error(CliError::Status(s))
+    }
+}
+
+pub type CmdResult = Result<(), Exit>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::ErrorDetails;
+
+    #[test]
+    fn addresses_default_to_http() {
+        assert_eq!(endpoint_uri("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(
+            endpoint_uri("https://cx.example:443"),
+            "https://cx.example:443"
+        );
+    }
+
+    #[test]
+    fn status_errors_carry_code_and_violations() {
+        let mut details = ErrorDetails::new();
+        details.add_bad_request_violation("nps", "must be between 0 and 10");
+        let status = Status::with_error_details(Code::InvalidArgument, "bad interaction", details);
+        assert_eq!(
+            status_violations(&status),
+            [("nps".to_owned(), "must be between 0 and 10".to_owned())]
+        );
+        let error = CliError::from(status);
+        assert_eq!(error.to_string(), "INVALID_ARGUMENT: bad interaction");
+        assert_eq!(error.exit_code(), 1);
+        assert_eq!(CliError::from(Status::unavailable("down")).exit_code(), 2);
+        assert_eq!(
+            CliError::from(Status::failed_precondition("stale version")).exit_code(),
+            1
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! `cxctl tasks list | show | update | watch` (FollowUpService).
+
+use cx_proto::v1;
+use time::OffsetDateTime;
+use tonic::Request;
+
+use super::{emit, emit_json, unary, CmdResult, Ctx};
+use crate::output;
+use crate::{TasksListArgs, TasksUpdateArgs, TasksWatchArgs};
+
+/// Largest page asked for; the service may return fewer.
+const PAGE_SIZE: u32 = 500;
+
+pub async fn list(ctx: &Ctx, args: TasksListArgs) -> CmdResult {
+    let mut client = ctx.followup().await?;
+    let limit = if args.limit == 0 {
+        u32::MAX
+    } else {
+        args.limit
+    };
+    let mut tasks = Vec::new();
+    let mut page_token = String::new();
+    let mut more = false;
+    loop {
+        let remaining = limit - u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+        let request = v1::ListTasksRequest {
+            state: args.state.clone().unwrap_or_default(),
+            owner: args.owner.clone().unwrap_or_default(),
+            customer_id: args.customer.clone().unwrap_or_default(),
+            overdue_only: args.overdue,
+            page_size: remaining.min(PAGE_SIZE),
+            page_token: page_token.clone(),
+        };
+        let page = client.list_tasks(unary(request)).await?.into_inner();
+        let room = usize::try_from(remaining).unwrap_or(usize::MAX);
+        let got = page.tasks.len();
+        tasks.extend(page.tasks.into_iter().take(room));
+        if got > room {
+            more = true;
+            break;
+        }
+        if page.next_page_token.is_empty() || got == 0 {
+            break;
+        }
+        if got == room {
+            more = true;
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+
+    if ctx.json {
+        tasks.iter().for_each(|t| emit_json(&output::task_json(t)));
+        return Ok(());
+    }
+    if tasks.is_empty() {
+        eprintln!("no tasks");
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut table = output::task_table();
+    for t in &tasks {
+        table.push(output::task_row(t, now));
+    }
+    emit(table.render().trim_end());
+    if more {
+        eprintln!("(more tasks may match; raise --limit, 0 for all)");
+    }
+    Ok(())
+}
+
+fn print_task(ctx: &Ctx, task: &v1::Task) {
+    if ctx.json {
+        emit_json(&output::task_json(task));
+    } else {
+        emit(output::task_details(task, OffsetDateTime::now_utc()).trim_end());
+    }
+}
+
+pub async fn show(ctx: &Ctx, task_id: String) -> CmdResult {
+    let mut client = ctx.followup().await?;
+    let task = client
+        .get_task(unary(v1::GetTaskRequest { task_id }))
+        .await?
+        .into_inner();
+    print_task(ctx, &task);
+    Ok(())
+}
+
+pub async fn update(ctx: &Ctx, args: TasksUpdateArgs) -> CmdResult {
+    let mut client = ctx.followup().await?;
+    let task = client
+        .update_task(unary(v1::UpdateTaskRequest {
+            task_id: args.task_id,
+            version: args.version,
+            state: args.state,
+            owner: args.owner,
+            root_cause: args.root_cause,
+            resolution_note: args.note,
+        }))
+        .await?
+        .into_inner();
+    if !ctx.json {
+        eprintln!(
+            "updated {}: now {} at version {}",
+            task.task_id, task.state, task.version
+        );
+    }
+    print_task(ctx, &task);
+    Ok(())
+}
+
+/// Follows WatchTasks until the stream ends or fails (the request has no
+/// resume point, so a dropped stream is reported rather than silently resumed).
+pub async fn watch(ctx: &Ctx, args: TasksWatchArgs) -> CmdResult {
+    let mut client = ctx.followup().await?;
+    let mut stream = client
+        .watch_tasks(Request::new(v1::WatchTasksRequest {
+            owner: args.owner.unwrap_or_default(),
+            customer_id: args.customer.unwrap_or_default(),
+        }))
+        .await?
+        .into_inner();
+    while let Some(task) = stream.message().await? {
+        if ctx.json {
+            emit_json(&output::task_json(&task));
+        } else {
+            emit(&output::task_line(&task, OffsetDateTime::now_utc()));
+        }
+    }
+    eprintln!("cxctl: the service ended the task stream");
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! cxctl: the operator CLI of cxloop (see `cxctl --help`).
+
+mod commands;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::input::Format;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (submit: every line accepted or a duplicate)
+  1  a request was refused (bad input, not found, stale version, auth) or
+     submit found invalid lines
+  2  a service could not be reached or failed (transport error, UNAVAILABLE)";
+
+/// Operator CLI for cxloop: submit interactions, tail and acknowledge alerts,
+/// work follow-up tasks, rank rolling-window metrics.
+#[derive(Debug, Parser)]
+#[command(name = "cxctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct Global {
+    /// Bearer token (needs the scopes of the service called).
+    #[arg(long, env = "CX_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine output: one JSON object per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// IngestService address.
+    #[arg(
+        long,
+        env = "CX_INGEST_ADDR",
+        global = true,
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub ingest: String,
+    /// MetricsService address (cx-scoring).
+    #[arg(
+        long,
+        env = "CX_METRICS_ADDR",
+        global = true,
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub metrics: String,
+    /// AlertService address (cx-alerting).
+    #[arg(
+        long,
+        env = "CX_ALERTS_ADDR",
+        global = true,
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub alerts: String,
+    /// FollowUpService address (cx-followup).
+    #[arg(
+        long,
+        env = "CX_FOLLOWUP_ADDR",
+        global = true,
+        default_value = "http://127.0.0.1:50054"
+    )]
+    pub followup: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate interactions from a JSON-lines or CSV file and submit the good ones.
+    Submit(SubmitArgs),
+    /// Detractor and threshold alerts.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Close-the-loop follow-up tasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Rolling-window metrics: rank the keys of a dimension, or `get` one key.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Every line is checked locally with the contract's rules; bad lines are reported
+as `line N: field: description` and not sent. Good lines go in SubmitInteractions
+batches of at most 1000. CSV: a header row of contract field names; empty cells
+are absent; `resolved` is true/false; `attributes` is `key=value;key=value`.")]
+pub struct SubmitArgs {
+    /// JSON-lines or CSV file; `-` reads standard input.
+    pub file: String,
+    /// Input format (default: csv for a `.csv` file, otherwise jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Interactions per SubmitInteractions call (at most 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_size: u32,
+    /// Only check the input; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print only invalid lines and the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Follow new alerts as they are raised (WatchAlerts); resumes after a dropped stream.
+    Tail(AlertsTailArgs),
+    /// List alerts, newest first as the service returns them.
+    List(AlertsListArgs),
+    /// Acknowledge an alert.
+    Ack(AlertsAckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsTailArgs {
+    /// Only this severity: info, warning or critical.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// Replay from this point first: a duration back (1h, 30m) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Replay everything after this alert first.
+    #[arg(long, value_name = "ALERT_ID")]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsListArgs {
+    /// Only this severity: info, warning or critical.
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// Only this dimension: agent, team, queue, channel, global.
+    #[arg(long)]
+    pub dimension: Option<String>,
+    /// Only this key of the dimension.
+    #[arg(long, requires = "dimension")]
+    pub key: Option<String>,
+    /// Only alerts nobody has acknowledged.
+    #[arg(long)]
+    pub unacked: bool,
+    /// Only alerts since: a duration back (1h) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many alerts (fetched page by page).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsAckArgs {
+    pub alert_id: String,
+    /// Who acknowledges (default: the name of the caller's token).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List tasks as a table.
+    List(TasksListArgs),
+    /// Every field of one task.
+    Show { task_id: String },
+    /// Move a task to a new state (needs the version you read).
+    Update(TasksUpdateArgs),
+    /// Follow task changes as they happen (WatchTasks).
+    Watch(TasksWatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TasksListArgs {
+    /// open, in_progress, contacted, resolved, escalated or closed.
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Only tasks past their due time.
+    #[arg(long)]
+    pub overdue: bool,
+    /// At most this many tasks (fetched page by page).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Transitions: open -> in_progress, contacted, escalated, closed; in_progress ->
+contacted, escalated, closed; escalated -> in_progress, contacted, closed;
+contacted -> resolved, closed; resolved -> closed. Anything else, or a version
+that is no longer current, is refused with FAILED_PRECONDITION.")]
+pub struct TasksUpdateArgs {
+    pub task_id: String,
+    /// The version you read (`tasks show`); a stale one is refused.
+    #[arg(long)]
+    pub version: u64,
+    /// The new state.
+    #[arg(long)]
+    pub state: String,
+    /// Hand the task to another owner.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Root cause (recorded on resolve).
+    #[arg(long, value_name = "TEXT")]
+    pub root_cause: Option<String>,
+    /// Resolution note.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksWatchArgs {
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long)]
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MetricsArgs {
+    #[command(subcommand)]
+    pub command: Option<MetricsCommand>,
+    #[command(flatten)]
+    pub rank: RankArgs,
+}
+
+/// Without a subcommand: the worst (or best) keys of a dimension (RankKeys).
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// agent, team, queue or channel.
+    #[arg(long, default_value = "queue")]
+    pub dimension: String,
+    /// 15m, 1h, 24h or 7d.
+    #[arg(long, default_value = "1h")]
+    pub window: String,
+    /// A metric name as in GetMetrics: nps, csat_pct, ces_avg, easy_pct, fcr_pct, …
+    #[arg(long, default_value = "nps")]
+    pub metric: String,
+    /// How many keys.
+    #[arg(long, default_value_t = 10)]
+    pub limit: u32,
+    /// Best first (default: worst first).
+    #[arg(long)]
+    pub best: bool,
+    /// Leave out keys with fewer responses.
+    #[arg(long, value_name = "N")]
+    pub min_responses: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Every figure of one key over one window (GetMetrics).
+    Get(MetricsGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsGetArgs {
+    /// agent, team, queue, channel or global.
+    #[arg(long)]
+    pub dimension: String,
+    /// The key (default `all` for the global dimension).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// 15m, 1h, 24h or 7d.
+    #[arg(long, default_value = "1h")]
+    pub window: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(commands::run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metrics_ranks_without_a_subcommand() {
+        let cli = Cli::try_parse_from(["cxctl", "metrics", "--best", "--limit", "3"]).unwrap();
+        let Command::Metrics(m) = cli.command else {
+            panic!("metrics")
+        };
+        assert!(m.command.is_none());
+        assert!(m.rank.best);
+        assert_eq!(m.rank.dimension, "queue");
+        let cli = Cli::try_parse_from([
+            "cxctl",
+            "metrics",
+            "get",
+            "--dimension",
+            "queue",
+            "--key",
+            "billing",
+            "--window",
+            "24h",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        let Command::Metrics(MetricsArgs {
+            command: Some(MetricsCommand::Get(get)),
+            ..
+        }) = cli.command
+        else {
+            panic!("metrics get")
+        };
+        assert_eq!(get.key.as_deref(), Some("billing"));
+    }
+
+    #[test]
+    fn batch_size_is_bounded() {
+        assert!(Cli::try_parse_from(["cxctl", "submit", "-", "--batch-size", "1001"]).is_err());
+        assert!(Cli::try_parse_from(["cxctl", "alerts", "list", "--key", "billing"]).is_err());
+    }
+}
