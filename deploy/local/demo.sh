@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The demo: installs and starts Redis and the broker if missing, builds and
-# starts cxloop's services, feeds sample contact-centre interactions and
-# shows what lands on Kafka. Ctrl-C stops everything it started.
+# starts the four services, runs cx-sim (realistic contact-centre traffic,
+# an incident on one queue, and a CRM that works the follow-up tasks), and
+# shows live what happens: alerts, tasks opened, escalated, resolved, the
+# customer recovered, and NPS per queue. Ctrl-C stops everything it started.
 #
-# At this stage cx-ingest and cx-scoring exist; alerting and follow-up join
-# the demo as they land.
+#   deploy/local/demo.sh               # until Ctrl-C
+#   CX_DEMO_SECONDS=120 deploy/local/demo.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,8 +17,14 @@ mkdir -p "$run"
 # shellcheck source=services.sh
 . deploy/local/services.sh
 token="$(new_token demo)"
+seconds="${CX_DEMO_SECONDS:-0}"
 
 cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "stopping…"
+  # Viewers and their pipelines first (every direct child), then the services.
+  pkill -P $$ 2>/dev/null || true
   stop_services
   deploy/local/stack.sh down
 }
@@ -25,38 +33,67 @@ trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "1/4 local stack (Redis + Kafka-protocol broker)"
+step "1/5 local stack: Redis + a Kafka-protocol broker (installed if missing)"
 deploy/local/stack.sh up
 
-step "2/4 building cxloop (release; the first build takes several minutes)"
+step "2/5 building cxloop (release; the first build takes several minutes)"
 cargo build --release --bins --locked
 
-step "3/4 starting cx-ingest (127.0.0.1:50051 / :8081) and cx-scoring (127.0.0.1:50052 / :8082)"
+step "3/5 starting cx-ingest, cx-scoring, cx-alerting, cx-followup"
 export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,alerts:write,followups:read,followups:write"
 export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
-# A Redis key prefix of its own: the rolling metrics show this run only.
-printf '[redis]\nkey_prefix = "cxdemo:%s"\n' "${token#demo-}" >"$run/cx.toml"
+export RUST_LOG="${RUST_LOG:-warn}"
+# This run's own Redis key prefix (fresh metrics), a routing directory, and
+# short SLAs so escalations show up within the demo.
+cat >"$run/cx.toml" <<EOF
+[redis]
+key_prefix = "cxdemo:${token#demo-}"
+
+[followup.sla]
+critical_s = 90
+high_s = 120
+normal_s = 180
+
+[followup.directory]
+default_owner = "cx-desk"
+head_of_cx = "head-of-cx"
+teams = { team-0 = { lead = "lead-ana", manager = "mgr-bo" }, team-1 = { lead = "lead-cy", manager = "mgr-di" }, team-2 = { lead = "lead-ed", manager = "mgr-fa" } }
+queues = { billing = { owner = "billing-owner", manager = "billing-manager" }, retention = { owner = "retention-owner" } }
+EOF
 export CX_CONFIG="$run/cx.toml"
-start_service ingest 8081
-start_service scoring 8082
+for service in ingest:8081 scoring:8082 alerting:8083 followup:8084; do
+  printf '  cx-%-9s' "${service%%:*}"
+  start_service "${service%%:*}" "${service##*:}"
+  echo "ready on 127.0.0.1:${service##*:} (log $run/${service%%:*}.log)"
+done
 unset CX_AUTH_TOKENS
-echo "ready (logs: $run/)"
+export CX_TOKEN="$token"
 
-step "4/4 submitting sample interactions; records as they land on cx.interactions.v1"
-target/release/cx-bench tail --topic cx.interactions.v1 --idle-exit-s 5 &
-tail_pid=$!
-pids+=($tail_pid)
-sleep 1
-CX_BENCH_TOKEN="$token" target/release/cx-bench sample --count 40
-wait "$tail_pid" || true
+step "4/5 cx-sim: traffic, an incident on the billing queue, and a CRM working the tasks"
+# A week of history first (so spike alerts have a baseline), then live traffic.
+target/release/cx-sim --token "$token" --rate 25 --backfill 3000 --seed 7 \
+  --incident-queue billing --incident-after-s 30 --incident-for-s 60 \
+  --crm --quiet >"$run/sim.log" 2>&1 &
+pids+=($!)
 
-echo
-echo "rolling metrics per queue (MetricsService.RankKeys, worst NPS first):"
-sleep 1
-CX_BENCH_TOKEN="$token" target/release/cx-bench metrics --dimension queue --window 1h --metric nps
-echo
-echo "ingest metrics:"
-curl -fsS http://127.0.0.1:8081/metrics | grep -E '^cx_ingest_(interactions|redactions)_total' || true
-echo
-echo "Note the verbatims: e-mail addresses, phone and card numbers were redacted before publishing,"
-echo "and the resubmitted interaction was answered duplicate=true and not published again."
+step "5/5 live: alerts (A), task changes (T), CRM actions, NPS per queue every 20 s"
+target/release/cxctl alerts tail | sed -u 's/^/A  /' &
+pids+=($!)
+target/release/cxctl tasks watch | sed -u 's/^/T  /' &
+pids+=($!)
+tail -n +1 -F "$run/sim.log" 2>/dev/null | grep --line-buffered '^crm' | sed -u 's/^/   /' &
+pids+=($!)
+
+started=$SECONDS
+while true; do
+  sleep 20
+  echo
+  echo "---- NPS per queue, last hour (worst first) ----"
+  target/release/cxctl metrics --dimension queue --window 1h --metric nps --min-responses 5 || true
+  echo "---- loop measures (GET /v1/stats) ----"
+  curl -fsS -H "authorization: Bearer $token" http://127.0.0.1:8084/v1/stats || true
+  echo
+  if [ "$seconds" -gt 0 ] && [ $((SECONDS - started)) -ge "$seconds" ]; then
+    break
+  fi
+done
