@@ -55,6 +55,9 @@ pub struct AlertingSettings {
     /// Consumer group of webhook delivery on cx.alerts.v1.
     pub webhook_group_id: String,
     pub max_batch: usize,
+    /// Interactions older than this (by occurred_at) raise no alert; they
+    /// still count in the windows.
+    pub max_event_age_s: i64,
     /// How long alerts stay listable.
     pub retention_days: u32,
     /// How far back WatchAlerts can resume.
@@ -78,6 +81,7 @@ impl Default for AlertingSettings {
             group_id: "cx-alerting".into(),
             webhook_group_id: "cx-alerting-webhooks".into(),
             max_batch: 500,
+            max_event_age_s: 86_400,
             retention_days: 30,
             watch_retention_hours: 24,
             rules: None,
@@ -215,6 +219,7 @@ impl AlertingApp {
                 producer: producer.clone(),
                 deadletter_topic: topics.deadletter.clone(),
                 readiness: readiness.clone(),
+                max_event_age_s: settings.max_event_age_s,
             };
             let settings = ConsumerSettings {
                 max_batch: settings.max_batch,

@@ -27,6 +27,9 @@ pub struct AlertingHandler {
     pub producer: Arc<SharedProducer>,
     pub deadletter_topic: String,
     pub readiness: Readiness,
+    /// Events older than this raise no alert (they still count in the
+    /// windows): a replay or a backfill of old surveys must not page anyone.
+    pub max_event_age_s: i64,
 }
 
 /// The interaction's key in a dimension, if it has one.
@@ -139,13 +142,23 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
             telemetry::count_deadlettered(dead.len());
         }
 
-        let mut candidates: Vec<Candidate> = events
+        let oldest_s = time::OffsetDateTime::now_utc().unix_timestamp() - self.max_event_age_s;
+        let recent_enough = |scored: &&v1::ScoredInteraction| {
+            scored
+                .interaction
+                .as_ref()
+                .and_then(|i| i.occurred_at)
+                .is_some_and(|t| t.seconds >= oldest_s)
+        };
+        let recent: Vec<v1::ScoredInteraction> =
+            events.iter().filter(recent_enough).cloned().collect();
+        let mut candidates: Vec<Candidate> = recent
             .iter()
             .filter_map(event_view)
             .flat_map(|view| self.rules.evaluate_event(&view))
             .collect();
         candidates.extend(
-            self.window_candidates(&events)
+            self.window_candidates(&recent)
                 .await
                 .map_err(|e| format!("redis (windows): {e}"))?,
         );
