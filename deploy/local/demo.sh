@@ -43,11 +43,51 @@ step "3/5 starting cx-ingest, cx-scoring, cx-alerting, cx-followup"
 export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,alerts:write,followups:read,followups:write"
 export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
 export RUST_LOG="${RUST_LOG:-warn}"
-# This run's own Redis key prefix (fresh metrics), a routing directory, and
-# short SLAs so escalations show up within the demo.
+# This run's own Redis key prefix (fresh metrics), a routing directory,
+# short SLAs so escalations show up within the demo, and window rules on
+# 15 minutes with large samples so the incident (not noise) fires them.
 cat >"$run/cx.toml" <<EOF
 [redis]
 key_prefix = "cxdemo:${token#demo-}"
+
+[[alerting.rules]]
+name = "detractor"
+kind = "response"
+severity = "warning"
+
+[[alerting.rules]]
+name = "churn_risk"
+kind = "keyword"
+severity = "warning"
+keywords = ["cancel", "close my account", "switch provider", "terminate contract"]
+tags = ["cancellation"]
+
+[[alerting.rules]]
+name = "legal_threat"
+kind = "keyword"
+severity = "critical"
+keywords = ["lawyer", "solicitor", "legal action", "ombudsman", "regulator"]
+
+[[alerting.rules]]
+name = "queue_nps_low"
+kind = "threshold"
+severity = "critical"
+dimension = "queue"
+window = "15m"
+metric = "nps"
+op = "below"
+bound = -10.0
+min_responses = 50
+
+[[alerting.rules]]
+name = "queue_detractor_spike"
+kind = "spike"
+severity = "critical"
+dimension = "queue"
+window = "15m"
+p_value = 0.001
+min_responses = 50
+min_rate_increase = 0.15
 
 [followup.sla]
 critical_s = 90
@@ -57,7 +97,7 @@ normal_s = 180
 [followup.directory]
 default_owner = "cx-desk"
 head_of_cx = "head-of-cx"
-teams = { team-0 = { lead = "lead-ana", manager = "mgr-bo" }, team-1 = { lead = "lead-cy", manager = "mgr-di" }, team-2 = { lead = "lead-ed", manager = "mgr-fa" } }
+teams = { team-01 = { lead = "lead-ana", manager = "mgr-bo" }, team-02 = { lead = "lead-cy", manager = "mgr-di" }, team-03 = { lead = "lead-ed", manager = "mgr-fa" }, team-04 = { lead = "lead-gus", manager = "mgr-bo" }, team-05 = { lead = "lead-hal", manager = "mgr-di" } }
 queues = { billing = { owner = "billing-owner", manager = "billing-manager" }, retention = { owner = "retention-owner" } }
 EOF
 export CX_CONFIG="$run/cx.toml"
@@ -69,30 +109,40 @@ done
 unset CX_AUTH_TOKENS
 export CX_TOKEN="$token"
 
-step "4/5 cx-sim: traffic, an incident on the billing queue, and a CRM working the tasks"
-# A week of history first (so spike alerts have a baseline), then live traffic.
-target/release/cx-sim --token "$token" --rate 25 --backfill 3000 --seed 7 \
-  --incident-queue billing --incident-after-s 30 --incident-for-s 60 \
+step "4/5 cx-sim: a week of history, live traffic, an incident on billing at 20 s, a CRM working the tasks"
+target/release/cx-sim --token "$token" --rate 25 --backfill 20000 --seed 7 \
+  --incident-queue billing --incident-after-s 20 --incident-for-s 120 \
   --crm --quiet >"$run/sim.log" 2>&1 &
 pids+=($!)
+# The CRM starts reading tasks once the history is in.
+for _ in $(seq 1 100); do grep -q 'backfill done' "$run/sim.log" 2>/dev/null && break; sleep 0.2; done
 
-step "5/5 live: alerts (A), task changes (T), CRM actions, NPS per queue every 20 s"
-target/release/cxctl alerts tail | sed -u 's/^/A  /' &
+step "5/5 one customer's story, critical alerts, and the numbers every 20 s"
+echo "   T = changes of cust-demo's task, CRM = what the CRM does, A = critical alerts"
+target/release/cxctl alerts tail --severity critical | sed -u 's/^/A    /' &
 pids+=($!)
-target/release/cxctl tasks watch | sed -u 's/^/T  /' &
+target/release/cxctl tasks watch --customer cust-demo | sed -u 's/^/T    /' &
 pids+=($!)
-tail -n +1 -F "$run/sim.log" 2>/dev/null | grep --line-buffered '^crm' | sed -u 's/^/   /' &
+tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered 'cust-demo' | sed -u 's/^/CRM  /' &
 pids+=($!)
+sleep 1
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+printf '%s\n' "{\"interaction_id\":\"demo-$RANDOM$RANDOM\",\"customer_id\":\"cust-demo\",\"occurred_at\":\"$now\",\"channel\":\"voice\",\"agent_id\":\"agent-001\",\"team_id\":\"team-01\",\"queue_id\":\"billing\",\"nps\":2,\"csat\":1,\"verbatim\":\"Charged twice and nobody called back. I will cancel. Call me on 07700 900123\",\"hold_time_s\":900,\"transfers\":2}" \
+  | target/release/cxctl submit - | sed 's/^/     submitted: /'
+sleep 2
+echo "     cust-demo's alerts:"
+target/release/cxctl alerts list --limit 200 | grep 'cust-demo' | sed 's/^/A    /' || true
 
 started=$SECONDS
 while true; do
   sleep 20
   echo
-  echo "---- NPS per queue, last hour (worst first) ----"
-  target/release/cxctl metrics --dimension queue --window 1h --metric nps --min-responses 5 || true
-  echo "---- loop measures (GET /v1/stats) ----"
-  curl -fsS -H "authorization: Bearer $token" http://127.0.0.1:8084/v1/stats || true
-  echo
+  echo "---- NPS per queue, last 15 minutes (worst first) ----"
+  target/release/cxctl metrics --dimension queue --window 15m --metric nps --min-responses 5 || true
+  echo "---- alerts so far, by rule ----"
+  target/release/cxctl alerts list --limit 0 --json | grep -o '"rule":"[^"]*"' | sort | uniq -c | sort -rn || true
+  echo "---- the loop, per team (GET /v1/stats) ----"
+  target/release/cxctl stats || true
   if [ "$seconds" -gt 0 ] && [ $((SECONDS - started)) -ge "$seconds" ]; then
     break
   fi
