@@ -69,6 +69,14 @@ pub struct Global {
         default_value = "http://127.0.0.1:50054"
     )]
     pub followup: String,
+    /// HTTP address of cx-followup (`GET /v1/stats`).
+    #[arg(
+        long,
+        env = "CX_FOLLOWUP_HTTP_ADDR",
+        global = true,
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub followup_http: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +91,20 @@ pub enum Command {
     Tasks(TasksCommand),
     /// Rolling-window metrics: rank the keys of a dimension, or `get` one key.
     Metrics(MetricsArgs),
+    /// Close-the-loop measures per team from cx-followup (`GET /v1/stats`).
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Per team: tasks opened, customers contacted, mean time to first contact, share
+contacted within the SLA, escalations, and recovered / not recovered outcomes.
+The `all` row (last) totals every team. Needs a token with scope followups:read.
+`-` marks a figure with nothing to measure yet.")]
+pub struct StatsArgs {
+    /// Only this team (no total row; with --json the team's object alone).
+    #[arg(long, value_name = "T")]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -330,6 +352,24 @@ mod tests {
             panic!("metrics get")
         };
         assert_eq!(get.key.as_deref(), Some("billing"));
+    }
+
+    #[test]
+    fn stats_takes_a_team_and_an_http_address() {
+        let cli = Cli::try_parse_from([
+            "cxctl",
+            "stats",
+            "--team",
+            "care",
+            "--followup-http",
+            "127.0.0.1:9999",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.followup_http, "127.0.0.1:9999");
+        let Command::Stats(stats) = cli.command else {
+            panic!("stats")
+        };
+        assert_eq!(stats.team.as_deref(), Some("care"));
     }
 
     #[test]

@@ -83,6 +83,34 @@ pub fn compact_duration(d: Duration) -> String {
     }
 }
 
+/// Seconds as a compact duration: `5.5s` under a minute (tenths), then whole
+/// seconds rounded: `3m12s`, `3m`, `1h5m`, `1h`, `2d4h`; `-` when absent.
+pub fn compact_seconds(seconds: Option<f64>) -> String {
+    let Some(seconds) = seconds.filter(|s| s.is_finite()) else {
+        return "-".to_owned();
+    };
+    let seconds = seconds.abs();
+    let tenths = (seconds * 10.0).round();
+    if tenths < 600.0 {
+        return format!("{:.1}s", tenths / 10.0);
+    }
+    // Saturating cast: float-to-int `as` clamps, and the value is finite.
+    let s = seconds.round() as u64;
+    let (days, hours, minutes, secs) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
+    let pair = |a: u64, ua: &str, b: u64, ub: &str| {
+        if b == 0 {
+            format!("{a}{ua}")
+        } else {
+            format!("{a}{ua}{b}{ub}")
+        }
+    };
+    match s {
+        ..3_600 => pair(minutes, "m", secs, "s"),
+        3_600..86_400 => pair(hours, "h", minutes, "m"),
+        _ => pair(days, "d", hours, "h"),
+    }
+}
+
 /// `in 3h12m` before the due time, `overdue 5m` after it.
 pub fn due_label(due: OffsetDateTime, now: OffsetDateTime) -> String {
     if due >= now {
@@ -457,6 +485,50 @@ pub fn metrics_details(m: &v1::WindowMetrics) -> String {
         .collect()
 }
 
+pub fn stats_table() -> Table {
+    use Align::*;
+    Table::new(&[
+        ("TEAM", Left),
+        ("OPENED", Right),
+        ("CONTACTED", Right),
+        ("FIRST CONTACT", Right),
+        ("SLA %", Right),
+        ("ESCALATIONS", Right),
+        ("RECOVERED", Right),
+        ("NOT RECOVERED", Right),
+        ("RECOVERY %", Right),
+    ])
+}
+
+/// One team object of `GET /v1/stats` (null or missing figures print `-`).
+pub fn stats_row(team: &Value) -> Vec<String> {
+    let count = |field: &str| {
+        team[field]
+            .as_u64()
+            .map_or_else(|| "-".to_owned(), |n| n.to_string())
+    };
+    vec![
+        or_dash(team["team"].as_str()),
+        count("tasks_opened"),
+        count("contacted"),
+        compact_seconds(team["mean_time_to_first_contact_s"].as_f64()),
+        figure(team["sla_compliance_pct"].as_f64(), 1),
+        count("escalations"),
+        count("recovered"),
+        count("not_recovered"),
+        figure(team["recovery_rate_pct"].as_f64(), 1),
+    ]
+}
+
+/// The `/v1/stats` table: the teams in the order given, then `total` (if any).
+pub fn stats_render(teams: &[Value], total: Option<&Value>) -> String {
+    let mut table = stats_table();
+    for team in teams.iter().chain(total) {
+        table.push(stats_row(team));
+    }
+    table.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +556,60 @@ mod tests {
         for (d, expected) in cases {
             assert_eq!(compact_duration(d), expected, "{d:?}");
         }
+    }
+
+    #[test]
+    fn compact_seconds_for_stats() {
+        let cases = [
+            (None, "-"),
+            (Some(f64::NAN), "-"),
+            (Some(0.0), "0.0s"),
+            (Some(5.5), "5.5s"),
+            (Some(5.54), "5.5s"),
+            (Some(59.94), "59.9s"),
+            (Some(59.96), "1m"),
+            (Some(192.4), "3m12s"),
+            (Some(180.0), "3m"),
+            (Some(3_599.6), "1h"),
+            (Some(3_900.0), "1h5m"),
+            (Some(2.0 * 86_400.0 + 4.0 * 3_600.0 + 59.0), "2d4h"),
+            (Some(2.0 * 86_400.0 + 30.0), "2d"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(compact_seconds(seconds), expected, "{seconds:?}");
+        }
+    }
+
+    #[test]
+    fn stats_table_from_sample_json() {
+        let body = json!({
+            "teams": [
+                {"team": "billing", "tasks_opened": 12, "contacted": 10,
+                 "mean_time_to_first_contact_s": 192.4, "sla_compliance_pct": 90.0,
+                 "escalations": 3, "recovered": 6, "not_recovered": 2,
+                 "recovery_rate_pct": 75.0},
+                {"team": "care", "tasks_opened": 2, "contacted": 0,
+                 "mean_time_to_first_contact_s": null, "sla_compliance_pct": null,
+                 "escalations": 0, "recovered": 0, "not_recovered": 0,
+                 "recovery_rate_pct": null}
+            ],
+            "total": {"team": "all", "tasks_opened": 14, "contacted": 10,
+                      "mean_time_to_first_contact_s": 5.5, "sla_compliance_pct": 90.0,
+                      "escalations": 3, "recovered": 6, "not_recovered": 2,
+                      "recovery_rate_pct": 75.0}
+        });
+        let teams = body["teams"].as_array().unwrap();
+        assert_eq!(
+            stats_render(teams, Some(&body["total"])),
+            "TEAM     OPENED  CONTACTED  FIRST CONTACT  SLA %  ESCALATIONS  RECOVERED  NOT RECOVERED  RECOVERY %\n\
+             billing      12         10          3m12s   90.0            3          6              2        75.0\n\
+             care          2          0              -      -            0          0              0           -\n\
+             all          14         10           5.5s   90.0            3          6              2        75.0\n"
+        );
+        assert_eq!(
+            stats_row(&json!({})),
+            ["-", "-", "-", "-", "-", "-", "-", "-", "-"]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod metrics;
+pub mod stats;
 pub mod submit;
 pub mod tasks;
 
@@ -21,6 +22,9 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::{AlertsCommand, Cli, Command, Global, MetricsCommand, TasksCommand};
+
+/// At most this much of a non-JSON error body goes into a message.
+const BODY_EXCERPT: usize = 200;
 
 /// How long a unary call may take (streams have no deadline).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,6 +168,115 @@ impl Ctx {
             self.auth.clone(),
         ))
     }
+
+    /// `GET {base}{path}` with the bearer token; the JSON body of a 2xx answer.
+    /// Other answers become a [`Status`] with the matching code (401 →
+    /// UNAUTHENTICATED, 403 → PERMISSION_DENIED, 503 → UNAVAILABLE, …), so
+    /// they are reported and exit like the gRPC commands' errors. `scope` is
+    /// named in auth errors.
+    pub async fn http_get_json(
+        &self,
+        base: &str,
+        path: &str,
+        scope: &str,
+    ) -> Result<Value, CliError> {
+        let url = format!("{}{path}", endpoint_uri(base).trim_end_matches('/'));
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        let mut request = client.get(&url).header("accept", "application/json");
+        if let Some(token) = self.global.token.as_deref().filter(|t| !t.is_empty()) {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| http_error(&url, &e))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| {
+            CliError::Status(Status::unavailable(format!(
+                "GET {url}: {}",
+                error_chain(&e)
+            )))
+        })?;
+        if !status.is_success() {
+            return Err(CliError::Status(http_status(
+                &url,
+                status.as_u16(),
+                &body,
+                scope,
+            )));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            CliError::Status(Status::internal(format!(
+                "GET {url}: the answer is not JSON: {e}"
+            )))
+        })
+    }
+}
+
+/// A request that got no HTTP answer: not reachable (exit 2) or a bad address.
+fn http_error(url: &str, e: &reqwest::Error) -> CliError {
+    if e.is_builder() {
+        CliError::Usage(format!("bad address {url:?}: {}", error_chain(e)))
+    } else if e.is_connect() {
+        CliError::Connect {
+            addr: url.to_owned(),
+            detail: error_chain(e),
+        }
+    } else if e.is_timeout() {
+        CliError::Status(Status::deadline_exceeded(format!(
+            "GET {url}: no answer within {}s",
+            CALL_TIMEOUT.as_secs()
+        )))
+    } else {
+        CliError::Status(Status::unavailable(format!(
+            "GET {url}: {}",
+            error_chain(e)
+        )))
+    }
+}
+
+/// The gRPC code closest to an HTTP status (as the services map them).
+pub fn http_code(status: u16) -> Code {
+    match status {
+        400 | 413 | 415 | 422 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        409 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 | 502 => Code::Unavailable,
+        504 => Code::DeadlineExceeded,
+        400..500 => Code::InvalidArgument,
+        500..600 => Code::Internal,
+        _ => Code::Unknown,
+    }
+}
+
+/// A non-2xx answer as a status: the service's `{"error":{"message"}}` (or
+/// the start of the body), plus what an auth error needs to be fixed.
+pub fn http_status(url: &str, status: u16, body: &str, scope: &str) -> Status {
+    let code = http_code(status);
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.trim().chars().take(BODY_EXCERPT).collect());
+    let mut text = format!("GET {url}: HTTP {status}");
+    if !message.is_empty() {
+        text.push_str(": ");
+        text.push_str(&message);
+    }
+    match code {
+        Code::Unauthenticated => {
+            text.push_str(&format!(" (needs a valid bearer token with scope {scope})"));
+        }
+        Code::PermissionDenied if !message.contains(scope) => {
+            text.push_str(&format!(" (the token needs scope {scope})"));
+        }
+        _ => {}
+    }
+    Status::new(code, text)
 }
 
 /// `host:port` without a scheme means plain-text `http://`.
@@ -304,6 +417,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
             Some(MetricsCommand::Get(get)) => metrics::get(ctx, get).await,
             None => metrics::rank(ctx, args.rank).await,
         },
+        Command::Stats(args) => stats::run(ctx, args).await,
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -346,6 +460,44 @@ mod tests {
             endpoint_uri("https://cx.example:443"),
             "https://cx.example:443"
         );
+    }
+
+    #[test]
+    fn http_errors_map_to_status_codes() {
+        let url = "http://127.0.0.1:8084/v1/stats";
+        let denied = http_status(
+            url,
+            403,
+            r#"{"error":{"code":"permission_denied","message":"token lacks scope followups:read"}}"#,
+            "followups:read",
+        );
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        assert_eq!(
+            denied.message(),
+            "GET http://127.0.0.1:8084/v1/stats: HTTP 403: token lacks scope followups:read"
+        );
+        let missing = http_status(
+            url,
+            401,
+            r#"{"error":{"code":"unauthenticated","message":"missing or invalid bearer token"}}"#,
+            "followups:read",
+        );
+        assert_eq!(missing.code(), Code::Unauthenticated);
+        assert!(missing
+            .message()
+            .ends_with("missing or invalid bearer token (needs a valid bearer token with scope followups:read)"));
+        let error = CliError::from(missing);
+        assert_eq!(error.exit_code(), 1);
+        assert!(error.to_string().starts_with("UNAUTHENTICATED: GET "));
+        let down = http_status(url, 503, "redis unavailable", "followups:read");
+        assert_eq!(
+            down.message(),
+            format!("GET {url}: HTTP 503: redis unavailable")
+        );
+        assert_eq!(CliError::from(down).exit_code(), 2);
+        assert_eq!(http_code(404), Code::NotFound);
+        assert_eq!(http_code(418), Code::InvalidArgument);
+        assert_eq!(http_code(500), Code::Internal);
     }
 
     #[test]
