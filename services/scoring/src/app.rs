@@ -44,6 +44,11 @@ pub struct ScoringSettings {
     pub http_addr: Option<String>,
     /// Consumer group: replicas sharing it split the partitions.
     pub group_id: String,
+    /// Records per Redis script. Larger batches amortise more (buckets
+    /// shared by more events): on the 2-core bench 2000 → 10 000 took
+    /// throughput from ~20k/s to ~33k/s. The cost: Redis runs nothing else
+    /// while a script runs (≈ 90 ms for 10 000 events there), which other
+    /// Redis clients see as latency while scoring works through a backlog.
     pub max_batch: usize,
     pub detractor: DetractorThresholds,
     /// Replaces the built-in contact-centre taxonomy when given.
@@ -56,7 +61,7 @@ impl Default for ScoringSettings {
             grpc_addr: None,
             http_addr: None,
             group_id: "cx-scoring".into(),
-            max_batch: 2000,
+            max_batch: 10_000,
             detractor: DetractorThresholds::default(),
             taxonomy: None,
         }
