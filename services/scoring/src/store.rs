@@ -374,7 +374,7 @@ impl WindowStore {
             pipe.cmd("EXPIRE").arg(&key).arg(MARK_TTL_S).ignore();
             // Old contacts only cost memory (ZCOUNT looks at the window):
             // trimming one event in eight bounds a long-lived customer's zset.
-            if fnv1a(&interaction.interaction_id) % 8 == 0 {
+            if fnv1a(&interaction.interaction_id).is_multiple_of(8) {
                 pipe.cmd("ZREMRANGEBYSCORE")
                     .arg(&key)
                     .arg("-inf")
