@@ -76,8 +76,8 @@ dimension = "queue"
 window = "15m"
 metric = "nps"
 op = "below"
-bound = -10.0
-min_responses = 50
+bound = -8.0
+min_responses = 150
 
 [[alerting.rules]]
 name = "queue_detractor_spike"
@@ -85,8 +85,8 @@ kind = "spike"
 severity = "critical"
 dimension = "queue"
 window = "15m"
-p_value = 0.001
-min_responses = 50
+p_value = 0.0001
+min_responses = 150
 min_rate_increase = 0.15
 
 [followup.sla]
@@ -131,7 +131,7 @@ printf '%s\n' "{\"interaction_id\":\"demo-$RANDOM$RANDOM\",\"customer_id\":\"cus
   | target/release/cxctl submit - | sed 's/^/     submitted: /'
 sleep 2
 echo "     cust-demo's alerts:"
-target/release/cxctl alerts list --limit 200 | grep 'cust-demo' | sed 's/^/A    /' || true
+target/release/cxctl alerts list --limit 0 | grep 'cust-demo' | sed 's/^/A    /' || true
 
 started=$SECONDS
 while true; do

@@ -491,7 +491,9 @@ impl Generator {
             .and_then(|c| self.contacts.get(&c).copied())
             .unwrap_or(1)
             + 1;
-        let occurred = now - Duration::seconds(rng.random_range(5..60));
+        // The CRM re-surveys 5–10 s after resolving: the survey's interaction
+        // must come after the resolution to decide the outcome.
+        let occurred = now - Duration::seconds(rng.random_range(0..3));
         let (mut interaction, bucket) = build(
             rng,
             &self.model,
