@@ -109,21 +109,22 @@ done
 unset CX_AUTH_TOKENS
 export CX_TOKEN="$token"
 
-step "4/5 cx-sim: a week of history, live traffic, an incident on billing at 20 s, a CRM working the tasks"
+step "4/5 cx-sim: a week of history, live traffic, an incident on billing at 20 s, a CRM working the tasks (5 % left alone: they escalate when their SLA runs out)"
 target/release/cx-sim --token "$token" --rate 25 --backfill 20000 --seed 7 \
   --incident-queue billing --incident-after-s 20 --incident-for-s 120 \
-  --crm --quiet >"$run/sim.log" 2>&1 &
+  --crm --crm-skip-pct 5 --quiet >"$run/sim.log" 2>&1 &
 pids+=($!)
 # The CRM starts reading tasks once the history is in.
 for _ in $(seq 1 100); do grep -q 'backfill done' "$run/sim.log" 2>/dev/null && break; sleep 0.2; done
 
 step "5/5 one customer's story, critical alerts, and the numbers every 20 s"
-echo "   T = changes of cust-demo's task, CRM = what the CRM does, A = critical alerts"
+echo "   T = changes of cust-demo's task, CRM = what the CRM does for it, ESC = escalations, A = critical alerts"
 target/release/cxctl alerts tail --severity critical | sed -u 's/^/A    /' &
 pids+=($!)
 target/release/cxctl tasks watch --customer cust-demo | sed -u 's/^/T    /' &
 pids+=($!)
-tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered 'cust-demo' | sed -u 's/^/CRM  /' &
+tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered -E 'cust-demo| escalated to ' \
+  | sed -u -e '/ escalated to /s/^/ESC  /' -e '/^ESC/!s/^/CRM  /' &
 pids+=($!)
 sleep 1
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"

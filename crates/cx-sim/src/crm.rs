@@ -27,6 +27,19 @@ use crate::send::{authed, Outcome, Sender};
 pub struct CrmConfig {
     pub brokers: String,
     pub topic: String,
+    /// Percent of tasks the CRM never works, so their SLA runs out and
+    /// they escalate (chosen by task id, so stable across runs).
+    pub skip_pct: u8,
+}
+
+/// FNV-1a of a task id: which tasks the CRM leaves alone.
+fn left_alone(task_id: &str, skip_pct: u8) -> bool {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in task_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash % 100 < u64::from(skip_pct)
 }
 
 /// What the CRM did.
@@ -185,6 +198,33 @@ pub async fn run(
                 counter.fetch_add(1, Ordering::Relaxed);
                 println!(
                     "crm: {} outcome {outcome} (customer {})",
+                    short(&task.task_id),
+                    task.customer_id
+                );
+            }
+            continue;
+        }
+        if task.state == "escalated"
+            && reported.insert(format!("{}@{}", task.task_id, task.version))
+        {
+            println!(
+                "crm: {} escalated to {} (v{}, customer {})",
+                short(&task.task_id),
+                owner_name(&task.owner),
+                task.version,
+                task.customer_id
+            );
+            continue;
+        }
+        // Only the simulation's own customers (c-NNNN): a hand-submitted
+        // interaction, like the demo's story, is always worked.
+        if task.state == "open"
+            && task.customer_id.starts_with("c-")
+            && left_alone(&task.task_id, config.skip_pct)
+        {
+            if reported.insert(task.task_id.clone()) {
+                println!(
+                    "crm: {} left alone: its SLA will run out (customer {})",
                     short(&task.task_id),
                     task.customer_id
                 );
@@ -417,6 +457,7 @@ mod tests {
             CrmConfig {
                 brokers: brokers.into(),
                 topic: topic.clone(),
+                skip_pct: 0,
             },
             channel,
             worker.auth.clone(),
@@ -530,6 +571,16 @@ mod tests {
             .await
             .unwrap_err()
             .contains("NotFound"));
+    }
+
+    #[test]
+    fn the_tasks_left_alone_are_stable_and_about_the_share_asked() {
+        let ids: Vec<String> = (0..2000).map(|n| format!("task_{n:032x}")).collect();
+        let skipped = ids.iter().filter(|id| left_alone(id, 20)).count();
+        assert!((300..500).contains(&skipped), "{skipped} of 2000 at 20 %");
+        assert!(ids.iter().all(|id| !left_alone(id, 0)));
+        assert!(ids.iter().all(|id| left_alone(id, 100)));
+        assert_eq!(left_alone(&ids[7], 20), left_alone(&ids[7], 20));
     }
 
     #[test]

@@ -70,6 +70,10 @@ struct Args {
     /// Play the CRM: work follow-up tasks and re-survey their customers.
     #[arg(long)]
     crm: bool,
+    /// With --crm: percent of the simulated customers' tasks never worked,
+    /// so they escalate (tasks of other customers are always worked).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    crm_skip_pct: u8,
     /// Topic of follow-up tasks (for --crm).
     #[arg(long, default_value = "cx.followups.v1")]
     followups_topic: String,
@@ -221,6 +225,7 @@ async fn run(args: Args) -> Result<(), String> {
             crm::CrmConfig {
                 brokers: args.brokers.clone(),
                 topic: args.followups_topic.clone(),
+                skip_pct: args.crm_skip_pct,
             },
             followup,
             auth.clone(),
