@@ -1,6 +1,7 @@
 //! What the four cxloop services share: configuration, telemetry, the admin
 //! HTTP endpoints, bearer-token auth, gRPC plumbing (health, reflection,
-//! errors), Kafka and Redis helpers, and SIGTERM drain.
+//! errors), Kafka and Redis helpers, the Redis-stream outbox relay and
+//! watch feed, and SIGTERM drain.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod grpc;
 pub mod kafka;
 pub mod main_support;
+pub mod outbox;
 pub mod redis_pool;
 pub mod server;
 pub mod shutdown;

@@ -6,6 +6,7 @@ use cx_domain::FieldViolation;
 use cx_proto::v1;
 use cx_rules::Alert;
 use cx_runtime::auth::Principal;
+use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
 use cx_runtime::ServiceError;
 use cx_windows::Dimension;
 use futures::Stream;
@@ -15,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{AlertFilter, AlertStore, PageToken};
 use crate::telemetry;
-use crate::watch::{AlertFeed, FeedEntry, StreamId};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -23,7 +23,7 @@ const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
 
 pub struct GrpcAlerts {
     pub store: AlertStore,
-    pub feed: AlertFeed,
+    pub feed: OutboxFeed,
     /// Ends every WatchAlerts stream, so draining does not wait on them.
     pub stop: CancellationToken,
 }
@@ -234,6 +234,13 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
     }
 }
 
+fn alert_ids(entries: &[OutboxEntry]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|entry| entry.field("alert_id").map(str::to_string))
+        .collect()
+}
+
 struct Watcher {
     store: AlertStore,
     severity: Option<String>,
@@ -242,7 +249,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(self, resume: Option<StreamId>, mut live: broadcast::Receiver<FeedEntry>) {
+    async fn run(self, resume: Option<StreamId>, mut live: broadcast::Receiver<OutboxEntry>) {
         metrics::gauge!(telemetry::WATCHERS).increment(1.0);
         let outcome = self.follow(resume, &mut live).await;
         if let Err(status) = outcome {
@@ -255,7 +262,7 @@ impl Watcher {
     async fn follow(
         &self,
         resume: Option<StreamId>,
-        live: &mut broadcast::Receiver<FeedEntry>,
+        live: &mut broadcast::Receiver<OutboxEntry>,
     ) -> Result<(), tonic::Status> {
         let mut last = match resume {
             Some(from) => match self.replay(from).await? {
@@ -273,7 +280,7 @@ impl Watcher {
                 Ok(entry) if entry.id <= last => {}
                 Ok(entry) => {
                     last = entry.id;
-                    if !self.send(&[entry.alert_id]).await? {
+                    if !self.send(&alert_ids(&[entry])).await? {
                         return Ok(());
                     }
                 }
@@ -290,24 +297,12 @@ impl Watcher {
     /// Sends everything after `from`; the last id sent (or `from`), or
     /// `None` when the client went away.
     async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
-        let mut last = from;
+        let redis = self.store.redis();
         let outbox = self.store.outbox_key();
-        loop {
-            let mut conn = self.store.redis().get().await.map_err(unavailable)?;
-            let entries = AlertStore::outbox_after(&mut conn, &outbox, &last.encode(), 500, None)
-                .await
-                .map_err(unavailable)?;
-            if entries.is_empty() {
-                return Ok(Some(last));
-            }
-            let ids: Vec<String> = entries.iter().map(|(_, id)| id.clone()).collect();
-            if let Some(id) = entries.last().and_then(|(sid, _)| StreamId::parse(sid)) {
-                last = id;
-            }
-            if !self.send(&ids).await? {
-                return Ok(None);
-            }
-        }
+        outbox::replay(redis, &outbox, from, unavailable, |entries| async move {
+            self.send(&alert_ids(&entries)).await
+        })
+        .await
     }
 
     /// False when the client is gone.

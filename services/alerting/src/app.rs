@@ -10,6 +10,7 @@ use cx_rules::{RuleConfig, RuleSet, RulesConfig, RulesError};
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
+use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{
     flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
 };
@@ -20,9 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::GrpcAlerts;
 use crate::pipeline::AlertingHandler;
-use crate::relay::Relay;
+use crate::relay::relay;
 use crate::store::AlertStore;
-use crate::watch::AlertFeed;
 use crate::webhook::{
     DeliveryHandler, DeliveryPolicy, Destination, DigestFlusher, Directory, DirectoryError, Routes,
     Sender,
@@ -188,23 +188,22 @@ impl AlertingApp {
             background.clone(),
         ));
         tokio::spawn(
-            Relay {
-                alerts: alerts.clone(),
-                tail: RedisPool::new(&config.redis_url)?,
-                producer: producer.clone(),
-                topic: topics.alerts.clone(),
-                prefix: prefix.clone(),
-                watch_retention: Duration::from_secs(
-                    u64::from(settings.watch_retention_hours) * 3600,
-                ),
-                readiness: readiness.clone(),
-            }
+            relay(
+                alerts.clone(),
+                RedisPool::new(&config.redis_url)?,
+                producer.clone(),
+                topics.alerts.clone(),
+                &prefix,
+                Duration::from_secs(u64::from(settings.watch_retention_hours) * 3600),
+                readiness.clone(),
+            )
             .run(background.clone()),
         );
-        let feed = AlertFeed::default();
+        let feed = OutboxFeed::default();
         tokio::spawn(feed.clone().run(
             RedisPool::new(&config.redis_url)?,
             alerts.outbox_key(),
+            "alert",
             background.clone(),
         ));
 

@@ -16,7 +16,6 @@ pub mod pipeline;
 pub mod relay;
 pub mod store;
 pub mod telemetry;
-pub mod watch;
 pub mod webhook;
 
 pub use app::{AlertingApp, AlertingError, AlertingSettings};

@@ -1,219 +1,63 @@
 //! The outbox relay: publishes new alerts from the Redis outbox stream to
-//! cx.alerts.v1, in order, and only then moves its cursor. One replica at a
-//! time holds the relay lease; a crash between the Kafka ack and the cursor
-//! move republishes those alerts with the same alert_id (at-least-once;
-//! consumers key by alert_id).
+//! cx.alerts.v1 (see `cx_runtime::outbox`). A crash between the Kafka ack
+//! and the cursor move republishes those alerts with the same alert_id
+//! (at-least-once; consumers key by alert_id).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cx_runtime::kafka::SharedProducer;
+use cx_runtime::outbox::{OutboxEntry, OutboxRecord, OutboxSource, Relay, RelayConfig};
 use cx_runtime::{Readiness, RedisPool};
-use rdkafka::producer::FutureRecord;
-use redis::aio::ConnectionManager;
-use tokio_util::sync::CancellationToken;
 
 use crate::store::AlertStore;
 use crate::telemetry;
 
-const LEASE_MS: u64 = 10_000;
-const BATCH: usize = 500;
-/// Short enough that a lost lease or a stop is noticed quickly; below the
-/// Redis client's 2 s response timeout.
-const BLOCK_MS: u64 = 500;
+/// Outbox entries name an alert; the record is the alert as stored.
+pub struct AlertRecords(pub AlertStore);
 
-const HOLD_LEASE: &str = r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"#;
-
-/// Moves the cursor only while holding the lease, and only forward.
-const ADVANCE: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"#;
-
-pub struct Relay {
-    pub alerts: AlertStore,
-    /// A connection of its own: XREAD BLOCK would stall a shared one.
-    pub tail: RedisPool,
-    pub producer: Arc<SharedProducer>,
-    pub topic: String,
-    pub prefix: String,
-    /// Outbox entries older than this are trimmed once relayed.
-    pub watch_retention: Duration,
-    pub readiness: Readiness,
+impl OutboxSource for AlertRecords {
+    async fn records(&self, entries: &[OutboxEntry]) -> Result<Vec<OutboxRecord>, String> {
+        let ids: Vec<String> = entries
+            .iter()
+            .filter_map(|entry| entry.field("alert_id").map(str::to_string))
+            .collect();
+        // Expired alerts (past retention) are skipped: nothing to publish.
+        let alerts = self.0.get_many(&ids).await.map_err(|e| e.to_string())?;
+        Ok(alerts
+            .iter()
+            .map(|(alert, _)| OutboxRecord {
+                key: alert.kafka_key().to_string(),
+                payload: serde_json::to_vec(alert).expect("alerts serialize"),
+                created_at_ms: (alert.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            })
+            .collect())
+    }
 }
 
-impl Relay {
-    pub async fn run(self, stop: CancellationToken) {
-        let instance = format!("{:016x}", rand::random::<u64>());
-        let lease_key = format!("{}:alerting:relay:lease", self.prefix);
-        let hold = redis::Script::new(HOLD_LEASE);
-        let advance = redis::Script::new(ADVANCE);
-        let mut backoff = Duration::from_millis(100);
-        while !stop.is_cancelled() {
-            let step = async {
-                let mut conn = self.tail.get().await.map_err(|e| e.to_string())?;
-                let held: i64 = hold
-                    .key(&lease_key)
-                    .arg(&instance)
-                    .arg(LEASE_MS)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if held == 0 {
-                    return Ok(false);
-                }
-                self.relay_once(&mut conn, &lease_key, &instance, &advance)
-                    .await
-            };
-            let outcome = tokio::select! {
-                _ = stop.cancelled() => break,
-                outcome = step => outcome,
-            };
-            match outcome {
-                Ok(true) => {
-                    self.readiness.report("relay", Ok(()));
-                    backoff = Duration::from_millis(100);
-                }
-                // Another replica relays: check the lease again later.
-                Ok(false) => {
-                    self.readiness.report("relay", Ok(()));
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(LEASE_MS / 4)) => {}
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "alert relay cannot publish yet; retrying");
-                    self.readiness
-                        .report("relay", Err(format!("alert relay: {error}")));
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        // Let another replica take over at once.
-        if let Ok(mut conn) = self.tail.get().await {
-            let _: Result<i64, _> = redis::Script::new(
-                "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            )
-            .key(&lease_key)
-            .arg(&instance)
-            .invoke_async(&mut conn)
-            .await;
-        }
-    }
-
-    /// Publishes what follows the cursor; true when it did its work.
-    async fn relay_once(
-        &self,
-        conn: &mut ConnectionManager,
-        lease_key: &str,
-        instance: &str,
-        advance: &redis::Script,
-    ) -> Result<bool, String> {
-        let cursor_key = self.alerts.cursor_key();
-        let outbox_key = self.alerts.outbox_key();
-        let cursor: Option<String> = redis::cmd("GET")
-            .arg(&cursor_key)
-            .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let cursor = cursor.unwrap_or_else(|| "0-0".to_string());
-        let entries = AlertStore::outbox_after(conn, &outbox_key, &cursor, BATCH, Some(BLOCK_MS))
-            .await
-            .map_err(|e| e.to_string())?;
-        let Some((last_sid, _)) = entries.last() else {
-            return Ok(true);
-        };
-        let ids: Vec<String> = entries.iter().map(|(_, id)| id.clone()).collect();
-        // Expired alerts (past retention) are skipped: nothing to publish.
-        let alerts = self
-            .alerts
-            .get_many(&ids)
-            .await
-            .map_err(|e| e.to_string())?;
-        let payloads: Vec<(String, Vec<u8>)> = alerts
-            .iter()
-            .map(|(alert, _)| {
-                (
-                    alert.kafka_key().to_string(),
-                    serde_json::to_vec(alert).expect("alerts serialize"),
-                )
-            })
-            .collect();
-        let records = payloads
-            .iter()
-            .map(|(key, payload)| {
-                FutureRecord::to(&self.topic)
-                    .key(key.as_str())
-                    .payload(payload.as_slice())
-            })
-            .collect();
-        if let Some(error) = self
-            .producer
-            .send_all(records)
-            .await
-            .into_iter()
-            .find_map(Result::err)
-        {
-            return Err(format!("publishing to {}: {error}", self.topic));
-        }
-        let now = time::OffsetDateTime::now_utc();
-        for (alert, _) in &alerts {
-            let delay = (now - alert.created_at).as_seconds_f64().max(0.0);
-            metrics::histogram!(telemetry::RELAY_DELAY_SECONDS).record(delay);
-        }
-        metrics::counter!(telemetry::RELAYED_TOTAL).increment(alerts.len() as u64);
-        let moved: i64 = advance
-            .key(lease_key)
-            .key(&cursor_key)
-            .arg(instance)
-            .arg(last_sid)
-            .invoke_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        if moved == 1 {
-            self.trim(conn, &outbox_key, last_sid, now).await;
-        }
-        Ok(true)
-    }
-
-    /// Drops relayed entries older than the watch retention.
-    async fn trim(
-        &self,
-        conn: &mut ConnectionManager,
-        outbox_key: &str,
-        relayed_to: &str,
-        now: time::OffsetDateTime,
-    ) {
-        let horizon_ms =
-            (now.unix_timestamp_nanos() / 1_000_000) as u128 - self.watch_retention.as_millis();
-        let relayed_ms: u128 = relayed_to
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0);
-        let min_id = format!("{}-0", horizon_ms.min(relayed_ms));
-        let trimmed: Result<i64, _> = redis::cmd("XTRIM")
-            .arg(outbox_key)
-            .arg("MINID")
-            .arg("~")
-            .arg(min_id)
-            .query_async(conn)
-            .await;
-        if let Err(error) = trimmed {
-            tracing::debug!(%error, "outbox trim failed; next round retries");
-        }
+pub fn relay(
+    alerts: AlertStore,
+    tail: RedisPool,
+    producer: Arc<SharedProducer>,
+    topic: String,
+    prefix: &str,
+    watch_retention: Duration,
+    readiness: Readiness,
+) -> Relay<AlertRecords> {
+    Relay {
+        config: RelayConfig {
+            outbox_key: alerts.outbox_key(),
+            cursor_key: alerts.cursor_key(),
+            lease_key: format!("{prefix}:alerting:relay:lease"),
+            topic,
+            watch_retention,
+            relayed_total: telemetry::RELAYED_TOTAL,
+            delay_seconds: telemetry::RELAY_DELAY_SECONDS,
+            label: "alert",
+        },
+        source: AlertRecords(alerts),
+        tail,
+        producer,
+        readiness,
     }
 }

@@ -72,9 +72,6 @@ redis.call('HSET', KEYS[1], 'ack_by', ARGV[1], 'ack_at', ARGV[2])
 return 2
 "#;
 
-/// An XREAD entry: (stream id, field-value pairs).
-type StreamEntry = (String, Vec<(String, String)>);
-
 /// What happened to a candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Raised {
@@ -351,35 +348,6 @@ impl AlertStore {
                 _ => return Ok((out, None)),
             }
         }
-    }
-
-    /// Outbox entries after `after` (a stream id), oldest first:
-    /// (stream id, alert id).
-    pub async fn outbox_after(
-        conn: &mut ConnectionManager,
-        outbox_key: &str,
-        after: &str,
-        count: usize,
-        block_ms: Option<u64>,
-    ) -> Result<Vec<(String, String)>, RedisError> {
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(count);
-        if let Some(ms) = block_ms {
-            cmd.arg("BLOCK").arg(ms);
-        }
-        cmd.arg("STREAMS").arg(outbox_key).arg(after);
-        let reply: Option<Vec<(String, Vec<StreamEntry>)>> = cmd.query_async(conn).await?;
-        Ok(reply
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .filter_map(|(sid, fields)| {
-                fields
-                    .into_iter()
-                    .find(|(name, _)| name == "alert_id")
-                    .map(|(_, id)| (sid, id))
-            })
-            .collect())
     }
 }
 

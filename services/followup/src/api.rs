@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cx_domain::FieldViolation;
 use cx_proto::v1;
+use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
 use cx_runtime::ServiceError;
 use cx_tasks::{Task, TaskState, TaskUpdate, UpdateError};
 use futures::Stream;
@@ -18,14 +19,13 @@ use tokio_util::sync::CancellationToken;
 use crate::followups::{Followups, UpdateFailure};
 use crate::store::{PageToken, TaskFilter, TaskStore, TeamStats};
 use crate::telemetry;
-use crate::watch::{FeedEntry, StreamId, TaskFeed};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 pub struct GrpcFollowups {
     pub followups: Followups,
-    pub feed: TaskFeed,
+    pub feed: OutboxFeed,
     /// Ends every WatchTasks stream, so a drain does not wait for watchers.
     pub stop: CancellationToken,
 }
@@ -250,7 +250,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(self, mut live: broadcast::Receiver<FeedEntry>) {
+    async fn run(self, mut live: broadcast::Receiver<OutboxEntry>) {
         metrics::gauge!(telemetry::WATCHERS).increment(1.0);
         if let Err(status) = self.follow(&mut live).await {
             let _ = self.sender.send(Err(status)).await;
@@ -259,7 +259,10 @@ impl Watcher {
     }
 
     /// Sends changes until the client goes away (Ok) or Redis fails (Err).
-    async fn follow(&self, live: &mut broadcast::Receiver<FeedEntry>) -> Result<(), tonic::Status> {
+    async fn follow(
+        &self,
+        live: &mut broadcast::Receiver<OutboxEntry>,
+    ) -> Result<(), tonic::Status> {
         let mut last: Option<StreamId> = None;
         loop {
             tokio::select! {
@@ -269,7 +272,7 @@ impl Watcher {
                     Ok(entry) if last.is_some_and(|l| entry.id <= l) => {}
                     Ok(entry) => {
                         last = Some(entry.id);
-                        if !self.send(&entry.entry.json).await {
+                        if !self.send(&entry).await {
                             return Ok(());
                         }
                     }
@@ -290,30 +293,25 @@ impl Watcher {
     /// Sends everything after `from`; the last id sent, or `None` when the
     /// client went away.
     async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
-        let mut last = from;
+        let redis = self.store.redis();
         let outbox = self.store.outbox_key();
-        loop {
-            let mut conn = self.store.redis().get().await.map_err(unavailable)?;
-            let entries = TaskStore::outbox_after(&mut conn, &outbox, &last.encode(), 500, None)
-                .await
-                .map_err(unavailable)?;
-            if entries.is_empty() {
-                return Ok(Some(last));
-            }
-            for entry in entries {
-                if let Some(id) = StreamId::parse(&entry.sid) {
-                    last = id;
-                }
-                if !self.send(&entry.json).await {
-                    return Ok(None);
+        outbox::replay(redis, &outbox, from, unavailable, |entries| async move {
+            for entry in &entries {
+                if !self.send(entry).await {
+                    return Ok(false);
                 }
             }
-        }
+            Ok(true)
+        })
+        .await
     }
 
     /// False when the client is gone.
-    async fn send(&self, json: &str) -> bool {
-        let Ok(task) = Task::from_json(json.as_bytes()) else {
+    async fn send(&self, entry: &OutboxEntry) -> bool {
+        let Some(Ok(task)) = entry
+            .field("json")
+            .map(|json| Task::from_json(json.as_bytes()))
+        else {
             return true;
         };
         if self.owner.as_deref().is_some_and(|o| task.owner != o)

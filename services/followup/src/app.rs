@@ -9,6 +9,7 @@ use cx_proto::v1::follow_up_service_server::FollowUpServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
+use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{
     flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
 };
@@ -21,9 +22,8 @@ use crate::api::{self, GrpcFollowups};
 use crate::clock::{Clock, SystemClock};
 use crate::followups::Followups;
 use crate::pipeline::{AlertHandler, SurveyHandler, UpdateHandler};
-use crate::relay::Relay;
+use crate::relay::relay;
 use crate::store::TaskStore;
-use crate::watch::TaskFeed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowupError {
@@ -188,19 +188,20 @@ impl FollowupApp {
 
         // XREAD BLOCK would stall a shared connection: the relay and the
         // watch feed each tail the outbox on a connection of their own.
-        let relay = Relay {
-            tasks: store.clone(),
-            tail: RedisPool::new(&redis_url)?,
-            producer: producer.clone(),
-            topic: topics.followups.clone(),
-            watch_retention: Duration::from_secs(settings.watch_retention_s),
-            readiness: readiness.clone(),
-        };
+        let relay = relay(
+            &store,
+            RedisPool::new(&redis_url)?,
+            producer.clone(),
+            topics.followups.clone(),
+            Duration::from_secs(settings.watch_retention_s),
+            readiness.clone(),
+        );
         let relay_task = tokio::spawn(relay.run(background.clone()));
-        let feed = TaskFeed::default();
+        let feed = OutboxFeed::default();
         tokio::spawn(feed.clone().run(
             RedisPool::new(&redis_url)?,
             store.outbox_key(),
+            "task",
             background.clone(),
         ));
 

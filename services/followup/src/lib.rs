@@ -18,7 +18,6 @@ pub mod relay;
 pub mod store;
 pub mod telemetry;
 pub mod timer;
-pub mod watch;
 
 pub use app::{FollowupApp, FollowupError, FollowupSettings};
 pub use clock::{Clock, ManualClock, SystemClock};

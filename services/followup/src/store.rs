@@ -280,16 +280,6 @@ impl PageToken {
 }
 
 /// XREAD's answer: per stream, entries of (id, fields).
-type XReadReply = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
-
-/// One outbox entry: a task as it was at one version.
-#[derive(Debug, Clone)]
-pub struct OutboxEntry {
-    pub sid: String,
-    pub task_id: String,
-    pub json: String,
-}
-
 pub fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -603,44 +593,6 @@ impl TaskStore {
                 _ => return Ok((out, None)),
             }
         }
-    }
-
-    /// Outbox entries after `after` (a stream id), oldest first.
-    pub async fn outbox_after(
-        conn: &mut ConnectionManager,
-        outbox_key: &str,
-        after: &str,
-        count: usize,
-        block_ms: Option<u64>,
-    ) -> Result<Vec<OutboxEntry>, RedisError> {
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(count);
-        if let Some(ms) = block_ms {
-            cmd.arg("BLOCK").arg(ms);
-        }
-        cmd.arg("STREAMS").arg(outbox_key).arg(after);
-        let reply: Option<XReadReply> = cmd.query_async(conn).await?;
-        Ok(reply
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .filter_map(|(sid, fields)| {
-                let mut task_id = None;
-                let mut json = None;
-                for (name, value) in fields {
-                    match name.as_str() {
-                        "task_id" => task_id = Some(value),
-                        "json" => json = Some(value),
-                        _ => {}
-                    }
-                }
-                Some(OutboxEntry {
-                    sid,
-                    task_id: task_id?,
-                    json: json?,
-                })
-            })
-            .collect())
     }
 }
 
