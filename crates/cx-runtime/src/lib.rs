@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod kafka;
 pub mod main_support;
 pub mod outbox;
+pub mod paging;
 pub mod redis_pool;
 pub mod server;
 pub mod shutdown;

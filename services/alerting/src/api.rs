@@ -14,7 +14,9 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{AlertFilter, AlertStore, PageToken};
+use cx_runtime::paging;
+
+use crate::store::{AlertFilter, AlertStore};
 use crate::telemetry;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -96,24 +98,14 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
                 "must be one of agent, team, queue, channel, global",
             ));
         }
-        if request.page_size > MAX_PAGE_SIZE {
-            violations.push(FieldViolation::new(
-                "page_size",
-                format!("must be at most {MAX_PAGE_SIZE}"),
-            ));
-        }
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let token = PageToken::decode(&request.page_token);
-            if token.is_none() {
-                violations.push(FieldViolation::new(
-                    "page_token",
-                    "is not a token from a previous ListAlerts answer",
-                ));
-            }
-            token
-        };
+        let (page_size, after) = paging::page_request(
+            request.page_size,
+            &request.page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+            "ListAlerts",
+            &mut violations,
+        );
         if !violations.is_empty() {
             return Err(ServiceError::invalid(violations).into());
         }
@@ -124,14 +116,9 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
             key: (!request.key.is_empty()).then_some(request.key),
             acknowledged: request.acknowledged,
         };
-        let page_size = if request.page_size == 0 {
-            DEFAULT_PAGE_SIZE
-        } else {
-            request.page_size
-        };
         let (alerts, next) = self
             .store
-            .list(&filter, after.as_ref(), page_size as usize)
+            .list(&filter, after.as_ref(), page_size)
             .await
             .map_err(unavailable)?;
         Ok(tonic::Response::new(v1::ListAlertsResponse {

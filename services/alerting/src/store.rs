@@ -22,6 +22,7 @@ use redis::aio::ConnectionManager;
 use redis::RedisError;
 use time::OffsetDateTime;
 
+use cx_runtime::paging::{self, PageToken};
 use cx_runtime::RedisPool;
 
 /// How long a suppressed candidate's mark lives: longer than any redelivery.
@@ -106,28 +107,6 @@ impl AlertFilter {
                 .is_none_or(|d| alert.dimension == d)
             && self.key.as_deref().is_none_or(|k| alert.key == k)
             && self.acknowledged.is_none_or(|a| alert.acknowledged == a)
-    }
-}
-
-/// Where a page of alerts ends: newest first, so the next page starts
-/// strictly older than (created_ms, alert_id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageToken {
-    pub created_ms: i64,
-    pub alert_id: String,
-}
-
-impl PageToken {
-    pub fn encode(&self) -> String {
-        format!("{}:{}", self.created_ms, self.alert_id)
-    }
-
-    pub fn decode(token: &str) -> Option<PageToken> {
-        let (ms, id) = token.split_once(':')?;
-        Some(PageToken {
-            created_ms: ms.parse().ok()?,
-            alert_id: id.to_string(),
-        })
     }
 }
 
@@ -285,69 +264,40 @@ impl AlertStore {
         after: Option<&PageToken>,
         page_size: usize,
     ) -> Result<(Vec<Alert>, Option<PageToken>), RedisError> {
-        const CHUNK: usize = 200;
-        let mut out = Vec::new();
-        let mut max = after.map_or("+inf".to_string(), |t| t.created_ms.to_string());
-        let min = filter
-            .since_ms
-            .map_or("-inf".to_string(), |ms| ms.to_string());
-        let mut skip_until_older = after.cloned();
         let mut conn = self.conn().await?;
-        loop {
-            let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(self.index_key())
-                .arg(&max)
-                .arg(&min)
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(CHUNK)
-                .query_async(&mut conn)
-                .await?;
-            let exhausted = rows.len() < CHUNK;
-            let mut ids = Vec::new();
-            let mut last_score = None;
-            for (id, score) in rows {
-                last_score = Some(score);
-                if let Some(token) = &skip_until_older {
-                    // Same millisecond: members come in reverse lexical order.
-                    if score == token.created_ms && id.as_str() >= token.alert_id.as_str() {
-                        continue;
-                    }
-                }
-                ids.push((id, score));
-            }
-            let alerts = self
-                .get_many(&ids.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
-                .await?;
-            for (alert, _) in alerts {
-                if !filter.matches(&alert) {
-                    continue;
-                }
-                let score = ids
-                    .iter()
-                    .find(|(id, _)| *id == alert.alert_id)
-                    .map_or(0, |(_, s)| *s);
-                let token = PageToken {
-                    created_ms: score,
-                    alert_id: alert.alert_id.clone(),
-                };
-                out.push(alert);
-                if out.len() == page_size {
-                    return Ok((out, Some(token)));
-                }
-            }
-            match (exhausted, last_score, ids.last()) {
-                (false, Some(score), Some((id, _))) => {
-                    max = score.to_string();
-                    skip_until_older = Some(PageToken {
-                        created_ms: score,
-                        alert_id: id.clone(),
-                    });
-                }
-                _ => return Ok((out, None)),
-            }
+        paging::newest_first(
+            &mut conn,
+            &self.index_key(),
+            filter.since_ms,
+            after,
+            page_size,
+            |ids| async move { self.get_each(&ids).await },
+            |alert| filter.matches(alert),
+        )
+        .await
+    }
+
+    /// Alerts by id, in order; `None` for one past retention.
+    async fn get_each(&self, alert_ids: &[String]) -> Result<Vec<Option<Alert>>, RedisError> {
+        if alert_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut pipe = redis::pipe();
+        for id in alert_ids {
+            pipe.cmd("HMGET").arg(self.alert_key(id)).arg(&[
+                "json",
+                "suppressed",
+                "sid",
+                "ack_by",
+                "ack_at",
+            ]);
+        }
+        let mut conn = self.conn().await?;
+        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        Ok(rows
+            .iter()
+            .map(|fields| assemble(fields).map(|(alert, _)| alert))
+            .collect())
     }
 }
 
@@ -374,20 +324,4 @@ fn assemble(fields: &[Option<String>]) -> Option<(Alert, String)> {
         });
     }
     Some((alert, sid.clone().unwrap_or_default()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let token = PageToken {
-            created_ms: 1_700_000_000_123,
-            alert_id: "al_00ff".into(),
-        };
-        assert_eq!(PageToken::decode(&token.encode()), Some(token));
-        assert_eq!(PageToken::decode("nonsense"), None);
-        assert_eq!(PageToken::decode("x:al_1"), None);
-    }
 }

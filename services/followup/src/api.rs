@@ -17,7 +17,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::followups::{Followups, UpdateFailure};
-use crate::store::{PageToken, TaskFilter, TaskStore, TeamStats};
+use cx_runtime::paging;
+
+use crate::store::{TaskFilter, TaskStore, TeamStats};
 use crate::telemetry;
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -96,24 +98,14 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
                 }
             }
         };
-        if request.page_size > MAX_PAGE_SIZE {
-            violations.push(FieldViolation::new(
-                "page_size",
-                format!("must be at most {MAX_PAGE_SIZE}"),
-            ));
-        }
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let token = PageToken::decode(&request.page_token);
-            if token.is_none() {
-                violations.push(FieldViolation::new(
-                    "page_token",
-                    "is not a token from a previous ListTasks answer",
-                ));
-            }
-            token
-        };
+        let (page_size, after) = paging::page_request(
+            request.page_size,
+            &request.page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+            "ListTasks",
+            &mut violations,
+        );
         if !violations.is_empty() {
             return Err(ServiceError::invalid(violations).into());
         }
@@ -123,15 +115,10 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
             customer_id: (!request.customer_id.is_empty()).then_some(request.customer_id),
             overdue_at: request.overdue_only.then(|| self.followups.clock.now()),
         };
-        let page_size = if request.page_size == 0 {
-            DEFAULT_PAGE_SIZE
-        } else {
-            request.page_size
-        };
         let (tasks, next) = self
             .followups
             .store
-            .list(&filter, after.as_ref(), page_size as usize)
+            .list(&filter, after.as_ref(), page_size)
             .await
             .map_err(unavailable)?;
         Ok(tonic::Response::new(v1::ListTasksResponse {

@@ -36,6 +36,7 @@ use redis::aio::ConnectionManager;
 use redis::RedisError;
 use time::OffsetDateTime;
 
+use cx_runtime::paging::{self, PageToken};
 use cx_runtime::RedisPool;
 
 /// Compare-and-set of one task, with everything that must change with it.
@@ -251,31 +252,6 @@ impl TaskFilter {
                 .as_deref()
                 .is_none_or(|c| task.customer_id == c)
             && self.overdue_at.is_none_or(|now| task.is_overdue(now))
-    }
-}
-
-/// Where a page of tasks ends: newest first, so the next page starts
-/// strictly older than (created_ms, task_id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageToken {
-    pub created_ms: i64,
-    pub task_id: String,
-}
-
-impl PageToken {
-    pub fn encode(&self) -> String {
-        format!("{}:{}", self.created_ms, self.task_id)
-    }
-
-    pub fn decode(token: &str) -> Option<PageToken> {
-        let (ms, id) = token.split_once(':')?;
-        if id.is_empty() {
-            return None;
-        }
-        Some(PageToken {
-            created_ms: ms.parse().ok()?,
-            task_id: id.to_string(),
-        })
     }
 }
 
@@ -525,74 +501,17 @@ impl TaskStore {
         after: Option<&PageToken>,
         page_size: usize,
     ) -> Result<(Vec<Task>, Option<PageToken>), RedisError> {
-        const CHUNK: usize = 200;
-        let mut out = Vec::new();
-        let mut max = after.map_or("+inf".to_string(), |t| t.created_ms.to_string());
-        let mut skip_until_older = after.cloned();
         let mut conn = self.conn().await?;
-        loop {
-            let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
-                .arg(self.index_key())
-                .arg(&max)
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(CHUNK)
-                .query_async(&mut conn)
-                .await?;
-            let exhausted = rows.len() < CHUNK;
-            let mut ids = Vec::new();
-            let mut last_row = None;
-            for (id, score) in rows {
-                last_row = Some((id.clone(), score));
-                if let Some(token) = &skip_until_older {
-                    // Same millisecond: members come in reverse lexical order.
-                    if score == token.created_ms && id.as_str() >= token.task_id.as_str() {
-                        continue;
-                    }
-                }
-                ids.push((id, score));
-            }
-            let tasks = self
-                .get_many(&ids.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
-                .await?;
-            let mut expired = Vec::new();
-            for ((id, score), task) in ids.iter().zip(tasks) {
-                let Some(task) = task else {
-                    expired.push(id.clone());
-                    continue;
-                };
-                if !filter.matches(&task) {
-                    continue;
-                }
-                out.push(task);
-                if out.len() == page_size {
-                    let token = PageToken {
-                        created_ms: *score,
-                        task_id: id.clone(),
-                    };
-                    return Ok((out, Some(token)));
-                }
-            }
-            if !expired.is_empty() {
-                let _: Result<i64, _> = redis::cmd("ZREM")
-                    .arg(self.index_key())
-                    .arg(&expired)
-                    .query_async(&mut conn)
-                    .await;
-            }
-            match (exhausted, last_row) {
-                (false, Some((id, score))) => {
-                    max = score.to_string();
-                    skip_until_older = Some(PageToken {
-                        created_ms: score,
-                        task_id: id,
-                    });
-                }
-                _ => return Ok((out, None)),
-            }
-        }
+        paging::newest_first(
+            &mut conn,
+            &self.index_key(),
+            None,
+            after,
+            page_size,
+            |ids| async move { self.get_many(&ids).await },
+            |task| filter.matches(task),
+        )
+        .await
     }
 }
 
@@ -630,18 +549,6 @@ mod tests {
             team_id: Some("team-a"),
             queue_id: None,
         }
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let token = PageToken {
-            created_ms: 1_700_000_000_123,
-            task_id: "task_00ff".into(),
-        };
-        assert_eq!(PageToken::decode(&token.encode()), Some(token));
-        assert_eq!(PageToken::decode("nonsense"), None);
-        assert_eq!(PageToken::decode("x:task_1"), None);
-        assert_eq!(PageToken::decode("12:"), None);
     }
 
     #[test]
