@@ -28,6 +28,11 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// Redis could not answer a request: UNAVAILABLE, so the client retries.
+pub fn redis_unavailable(error: redis::RedisError) -> tonic::Status {
+    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
+}
+
 impl ServiceError {
     pub fn invalid(violations: Vec<FieldViolation>) -> Self {
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();

@@ -38,3 +38,11 @@ pub fn policy(rules: &'static [(&'static str, Scope)]) -> AccessPolicy {
 }
 
 pub use tonic_reflection::server::Error as ReflectionError;
+
+/// A protobuf timestamp of a point in time.
+pub fn timestamp(t: time::OffsetDateTime) -> cx_proto::prost_types::Timestamp {
+    cx_proto::prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: t.nanosecond() as i32,
+    }
+}

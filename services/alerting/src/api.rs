@@ -6,6 +6,8 @@ use cx_domain::FieldViolation;
 use cx_proto::v1;
 use cx_rules::Alert;
 use cx_runtime::auth::Principal;
+use cx_runtime::error::redis_unavailable;
+use cx_runtime::grpc::timestamp;
 use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
 use cx_runtime::ServiceError;
 use cx_windows::Dimension;
@@ -28,17 +30,6 @@ pub struct GrpcAlerts {
     pub feed: OutboxFeed,
     /// Ends every WatchAlerts stream, so draining does not wait on them.
     pub stop: CancellationToken,
-}
-
-fn unavailable(error: redis::RedisError) -> tonic::Status {
-    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
-}
-
-fn timestamp(t: OffsetDateTime) -> cx_proto::prost_types::Timestamp {
-    cx_proto::prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
-    }
 }
 
 fn millis(t: &cx_proto::prost_types::Timestamp) -> i64 {
@@ -120,7 +111,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
             .store
             .list(&filter, after.as_ref(), page_size)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_unavailable)?;
         Ok(tonic::Response::new(v1::ListAlertsResponse {
             alerts: alerts.iter().map(to_proto).collect(),
             next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
@@ -159,7 +150,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
             .store
             .acknowledge(&request.alert_id, &by, OffsetDateTime::now_utc())
             .await
-            .map_err(unavailable)?
+            .map_err(redis_unavailable)?
         {
             Some(alert) => Ok(tonic::Response::new(to_proto(&alert))),
             None => Err(ServiceError::NotFound(format!("no alert {}", request.alert_id)).into()),
@@ -185,7 +176,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
                 .store
                 .get(&request.after_alert_id)
                 .await
-                .map_err(unavailable)?;
+                .map_err(redis_unavailable)?;
             match found.and_then(|(_, sid)| StreamId::parse(&sid)) {
                 Some(id) => Some(id),
                 None => {
@@ -286,15 +277,23 @@ impl Watcher {
     async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
         let redis = self.store.redis();
         let outbox = self.store.outbox_key();
-        outbox::replay(redis, &outbox, from, unavailable, |entries| async move {
-            self.send(&alert_ids(&entries)).await
-        })
+        outbox::replay(
+            redis,
+            &outbox,
+            from,
+            redis_unavailable,
+            |entries| async move { self.send(&alert_ids(&entries)).await },
+        )
         .await
     }
 
     /// False when the client is gone.
     async fn send(&self, alert_ids: &[String]) -> Result<bool, tonic::Status> {
-        let alerts = self.store.get_many(alert_ids).await.map_err(unavailable)?;
+        let alerts = self
+            .store
+            .get_many(alert_ids)
+            .await
+            .map_err(redis_unavailable)?;
         for (alert, _) in alerts {
             if self
                 .severity

@@ -8,11 +8,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cx_domain::FieldViolation;
 use cx_proto::v1;
+use cx_runtime::error::redis_unavailable;
+use cx_runtime::grpc::timestamp;
 use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
 use cx_runtime::ServiceError;
 use cx_tasks::{Task, TaskState, TaskUpdate, UpdateError};
 use futures::Stream;
-use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -30,17 +31,6 @@ pub struct GrpcFollowups {
     pub feed: OutboxFeed,
     /// Ends every WatchTasks stream, so a drain does not wait for watchers.
     pub stop: CancellationToken,
-}
-
-fn unavailable(error: redis::RedisError) -> tonic::Status {
-    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
-}
-
-fn timestamp(t: OffsetDateTime) -> cx_proto::prost_types::Timestamp {
-    cx_proto::prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
-    }
 }
 
 pub fn to_proto(task: &Task) -> v1::Task {
@@ -120,7 +110,7 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
             .store
             .list(&filter, after.as_ref(), page_size)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_unavailable)?;
         Ok(tonic::Response::new(v1::ListTasksResponse {
             tasks: tasks.iter().map(to_proto).collect(),
             next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
@@ -142,7 +132,7 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
             .store
             .get(&request.task_id)
             .await
-            .map_err(unavailable)?
+            .map_err(redis_unavailable)?
         {
             Some(task) => Ok(tonic::Response::new(to_proto(&task))),
             None => Err(ServiceError::NotFound(format!("no task {}", request.task_id)).into()),
@@ -201,7 +191,7 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
                 );
                 Err(refusal(&error))
             }
-            Err(UpdateFailure::Redis(error)) => Err(unavailable(error)),
+            Err(UpdateFailure::Redis(error)) => Err(redis_unavailable(error)),
         }
     }
 
@@ -282,14 +272,20 @@ impl Watcher {
     async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
         let redis = self.store.redis();
         let outbox = self.store.outbox_key();
-        outbox::replay(redis, &outbox, from, unavailable, |entries| async move {
-            for entry in &entries {
-                if !self.send(entry).await {
-                    return Ok(false);
+        outbox::replay(
+            redis,
+            &outbox,
+            from,
+            redis_unavailable,
+            |entries| async move {
+                for entry in &entries {
+                    if !self.send(entry).await {
+                        return Ok(false);
+                    }
                 }
-            }
-            Ok(true)
-        })
+                Ok(true)
+            },
+        )
         .await
     }
 

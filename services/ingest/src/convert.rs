@@ -2,6 +2,7 @@
 
 use cx_domain::{Interaction, RawInteraction, RawTimestamp};
 use cx_proto::v1;
+use cx_runtime::grpc::timestamp;
 
 /// A protobuf interaction as a raw one, for the same validation as JSON.
 /// Proto3 empty strings mean "absent", like a missing JSON field.
@@ -32,13 +33,6 @@ pub fn raw_from_proto(p: v1::Interaction) -> RawInteraction {
         transfers: unsigned(p.transfers),
         resolved: p.resolved,
         attributes: p.attributes.into_iter().collect(),
-    }
-}
-
-fn timestamp(t: time::OffsetDateTime) -> cx_proto::prost_types::Timestamp {
-    cx_proto::prost_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
     }
 }
 

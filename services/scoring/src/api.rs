@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use cx_domain::FieldViolation;
 use cx_proto::v1;
+use cx_runtime::error::redis_unavailable;
 use cx_runtime::ServiceError;
 use cx_windows::{Dimension, Metrics, Window};
 
@@ -41,10 +42,6 @@ fn parse_target(
         .ok();
     let window = parse_window(window).map_err(|v| violations.push(v)).ok();
     (dimension, window)
-}
-
-fn unavailable(error: redis::RedisError) -> tonic::Status {
-    ServiceError::Unavailable(format!("redis unavailable: {error}")).into()
 }
 
 pub fn to_proto(m: &Metrics) -> v1::WindowMetrics {
@@ -116,7 +113,7 @@ impl v1::metrics_service_server::MetricsService for GrpcMetrics {
             .store
             .metrics(dimension, &key, window, now_s)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_unavailable)?;
         metrics::histogram!(telemetry::METRICS_QUERY_SECONDS, "call" => "get")
             .record(started.elapsed().as_secs_f64());
         Ok(tonic::Response::new(v1::GetMetricsResponse {
@@ -163,14 +160,14 @@ impl v1::metrics_service_server::MetricsService for GrpcMetrics {
             .store
             .active_keys(dimension, window, now_s)
             .await
-            .map_err(unavailable)?;
+            .map_err(redis_unavailable)?;
         let mut ranked = Vec::new();
         for key in keys {
             let metrics = self
                 .store
                 .metrics(dimension, &key, window, now_s)
                 .await
-                .map_err(unavailable)?;
+                .map_err(redis_unavailable)?;
             let (higher_is_better, responses) = ranking_basis(&request.metric, &metrics);
             let Some(value) = metrics.get(&request.metric) else {
                 continue;
