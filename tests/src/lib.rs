@@ -168,19 +168,29 @@ impl Default for Isolation {
 }
 
 /// A service started in process on port 0, stopped through its token.
-pub struct RunningService<E> {
+pub struct RunningService<S> {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: tokio::task::JoinHandle<Result<(), E>>,
+    pub task: tokio::task::JoinHandle<Result<(), cx_runtime::StartError>>,
+    /// Which service (every service has the same error type).
+    pub service: std::marker::PhantomData<S>,
 }
 
-pub type RunningIngest = RunningService<cx_ingest::IngestError>;
-pub type RunningScoring = RunningService<cx_scoring::ScoringError>;
-pub type RunningAlerting = RunningService<cx_alerting::AlertingError>;
-pub type RunningFollowup = RunningService<cx_followup::FollowupError>;
+/// Markers telling the in-process services apart.
+pub mod service {
+    pub struct Ingest;
+    pub struct Scoring;
+    pub struct Alerting;
+    pub struct Followup;
+}
 
-impl<E: std::fmt::Debug + Send + 'static> RunningService<E> {
+pub type RunningIngest = RunningService<service::Ingest>;
+pub type RunningScoring = RunningService<service::Scoring>;
+pub type RunningAlerting = RunningService<service::Alerting>;
+pub type RunningFollowup = RunningService<service::Followup>;
+
+impl<S> RunningService<S> {
     async fn spawn<F, Fut>(
         grpc_addr: SocketAddr,
         http_addr: SocketAddr,
@@ -189,7 +199,7 @@ impl<E: std::fmt::Debug + Send + 'static> RunningService<E> {
     ) -> Self
     where
         F: FnOnce(CancellationToken) -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), cx_runtime::StartError>> + Send + 'static,
     {
         init_logs();
         let shutdown = CancellationToken::new();
@@ -204,6 +214,7 @@ impl<E: std::fmt::Debug + Send + 'static> RunningService<E> {
             http_addr,
             shutdown,
             task,
+            service: std::marker::PhantomData,
         }
     }
 

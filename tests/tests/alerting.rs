@@ -750,3 +750,27 @@ async fn a_poison_record_is_dead_lettered_and_the_stream_goes_on() {
     );
     alerting.stop().await;
 }
+
+#[tokio::test]
+async fn a_bad_rule_stops_the_binary_with_exit_64_naming_the_rule_and_field() {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("bad-rules")));
+    std::fs::write(
+        &path,
+        "[[alerting.rules]]\nname = \"t\"\nkind = \"threshold\"\nseverity = \"warning\"\n\
+         dimension = \"queue\"\nwindow = \"1h\"\nmetric = \"happiness\"\nop = \"below\"\nbound = 0.0\n",
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(binary("cx-alerting"))
+        .env("CX_CONFIG", &path)
+        .env("CX_GRPC_ADDR", "127.0.0.1:0")
+        .env("CX_HTTP_ADDR", "127.0.0.1:0")
+        .output()
+        .await
+        .expect("run cx-alerting");
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("alerting.rules") && stderr.contains("metric"),
+        "{stderr}"
+    );
+}

@@ -90,6 +90,7 @@ async fn start(config: Config, clock: Option<Arc<ManualClock>>) -> RunningFollow
         http_addr,
         shutdown,
         task,
+        service: std::marker::PhantomData,
     }
 }
 

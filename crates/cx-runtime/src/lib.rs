@@ -24,3 +24,4 @@ pub use admin::Readiness;
 pub use config::{Config, ConfigError, ServiceName};
 pub use error::ServiceError;
 pub use redis_pool::RedisPool;
+pub use server::StartError;

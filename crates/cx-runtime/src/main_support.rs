@@ -8,16 +8,16 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ServiceName};
+use crate::server::StartError;
 use crate::{shutdown, telemetry};
 
 /// Exit code for a configuration error (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
 
-pub fn run<F, Fut, E>(service: ServiceName, start: F) -> ExitCode
+pub fn run<F, Fut>(service: ServiceName, start: F) -> ExitCode
 where
     F: FnOnce(Config, CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    Fut: Future<Output = Result<(), StartError>>,
 {
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = match Config::load(service, &env) {
@@ -48,6 +48,11 @@ where
         Ok(()) => {
             tracing::info!(service = service.as_str(), "stopped");
             ExitCode::SUCCESS
+        }
+        Err(error) if error.is_config() => {
+            tracing::error!(service = service.as_str(), %error, "configuration error");
+            eprintln!("cx-{}: configuration error: {error}", service.as_str());
+            ExitCode::from(EXIT_CONFIG)
         }
         Err(error) => {
             tracing::error!(service = service.as_str(), %error, "failed");

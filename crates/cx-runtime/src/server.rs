@@ -28,6 +28,34 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// Why a service could not start or stopped with an error. `main` exits 64
+/// for the configuration ones, 1 for the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Redis(#[from] crate::redis_pool::RedisPoolError),
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    /// A service's own settings (rules, taxonomy, directory…); the message
+    /// names the setting, e.g. `alerting.rules: …`.
+    #[error("{0}")]
+    Settings(String),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+impl StartError {
+    pub fn settings(section: &str, error: impl std::fmt::Display) -> StartError {
+        StartError::Settings(format!("{section}: {error}"))
+    }
+
+    pub fn is_config(&self) -> bool {
+        matches!(self, StartError::Config(_) | StartError::Settings(_))
+    }
+}
+
 /// The gRPC and HTTP listeners, bound at build time (port 0 in tests).
 pub struct Listeners {
     pub grpc: TcpListener,

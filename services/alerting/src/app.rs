@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cx_proto::v1::alert_service_server::AlertServiceServer;
-use cx_rules::{RuleConfig, RuleSet, RulesConfig, RulesError};
+use cx_rules::{RuleConfig, RuleSet, RulesConfig};
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
@@ -24,25 +24,11 @@ use crate::pipeline::AlertingHandler;
 use crate::relay::relay;
 use crate::store::AlertStore;
 use crate::webhook::{
-    DeliveryHandler, DeliveryPolicy, Destination, DigestFlusher, Directory, DirectoryError, Routes,
-    Sender,
+    DeliveryHandler, DeliveryPolicy, Destination, DigestFlusher, Directory, Routes, Sender,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum AlertingError {
-    #[error("kafka client: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
-    #[error(transparent)]
-    Config(#[from] cx_runtime::ConfigError),
-    #[error("alerting.rules: {0}")]
-    Rules(#[from] RulesError),
-    #[error(transparent)]
-    Directory(#[from] DirectoryError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+/// Start-up and run errors, shared by every service.
+pub type AlertingError = cx_runtime::StartError;
 
 /// `[alerting]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -114,13 +100,19 @@ impl AlertingApp {
             },
             None => RulesConfig::contact_centre_default(),
         };
-        let rules = Arc::new(RuleSet::compile(&rules_config)?);
-        let directory = Arc::new(Directory::new(
-            &settings.destinations,
-            &settings.routes,
-            config.alert_webhook_url.as_deref(),
-            settings.default_webhook_secret.as_deref(),
-        )?);
+        let rules = Arc::new(
+            RuleSet::compile(&rules_config)
+                .map_err(|e| AlertingError::settings("alerting.rules", e))?,
+        );
+        let directory = Arc::new(
+            Directory::new(
+                &settings.destinations,
+                &settings.routes,
+                config.alert_webhook_url.as_deref(),
+                settings.default_webhook_secret.as_deref(),
+            )
+            .map_err(|e| AlertingError::Settings(e.to_string()))?,
+        );
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-alerting")?);

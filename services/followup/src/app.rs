@@ -25,19 +25,8 @@ use crate::pipeline::{AlertHandler, SurveyHandler, UpdateHandler};
 use crate::relay::relay;
 use crate::store::TaskStore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum FollowupError {
-    #[error("kafka client: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
-    #[error(transparent)]
-    Config(#[from] cx_runtime::ConfigError),
-    #[error("followup.{field}: {reason}")]
-    Settings { field: &'static str, reason: String },
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+/// Start-up and run errors, shared by every service.
+pub type FollowupError = cx_runtime::StartError;
 
 /// `[followup]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,16 +90,16 @@ impl FollowupApp {
     ) -> Result<FollowupApp, FollowupError> {
         let settings: FollowupSettings = config.section("followup")?;
         if settings.tick_ms == 0 {
-            return Err(FollowupError::Settings {
-                field: "tick_ms",
-                reason: "must be at least 1".into(),
-            });
+            return Err(FollowupError::settings(
+                "followup.tick_ms",
+                "must be at least 1",
+            ));
         }
         if settings.max_batch == 0 {
-            return Err(FollowupError::Settings {
-                field: "max_batch",
-                reason: "must be at least 1".into(),
-            });
+            return Err(FollowupError::settings(
+                "followup.max_batch",
+                "must be at least 1",
+            ));
         }
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;

@@ -18,17 +18,8 @@ use crate::api::{self, GrpcIngest};
 use crate::dedupe::DedupeStore;
 use crate::submit::Ingestor;
 
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("kafka client: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
-    #[error(transparent)]
-    Config(#[from] cx_runtime::ConfigError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+/// Start-up and run errors, shared by every service.
+pub type IngestError = cx_runtime::StartError;
 
 /// `[ingest]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use cx_analytics::tags::{Taxonomy, TaxonomyError};
+use cx_analytics::tags::Taxonomy;
 use cx_domain::DetractorThresholds;
 use cx_proto::v1::metrics_service_server::MetricsServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
@@ -22,19 +22,8 @@ use crate::pipeline::ScoringHandler;
 use crate::score::Scorer;
 use crate::store::WindowStore;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ScoringError {
-    #[error("kafka client: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error(transparent)]
-    Redis(#[from] cx_runtime::redis_pool::RedisPoolError),
-    #[error(transparent)]
-    Config(#[from] cx_runtime::ConfigError),
-    #[error("scoring.taxonomy: {0}")]
-    Taxonomy(#[from] TaxonomyError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
+/// Start-up and run errors, shared by every service.
+pub type ScoringError = cx_runtime::StartError;
 
 /// `[scoring]` section of the config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +74,10 @@ impl ScoringApp {
             .taxonomy
             .clone()
             .unwrap_or_else(Taxonomy::contact_centre_default);
-        let scorer = Arc::new(Scorer::new(&taxonomy, settings.detractor)?);
+        let scorer = Arc::new(
+            Scorer::new(&taxonomy, settings.detractor)
+                .map_err(|e| ScoringError::settings("scoring.taxonomy", e))?,
+        );
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let store = WindowStore::new(redis, &config.redis_key_prefix);
