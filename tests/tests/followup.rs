@@ -697,6 +697,19 @@ async fn overdue_tasks_escalate_once_per_due_time_with_two_replicas() {
             (3, "head-of-cx".to_string())
         ]
     );
+    // Two escalations, and the first due time missed: SLA compliance 0 %.
+    let stats: Value = reqwest::Client::new()
+        .get(first.http("/v1/stats"))
+        .header("authorization", bearer(READER_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total = &stats["total"];
+    assert_eq!(total["escalations"], 2, "{stats}");
+    assert_eq!(total["sla_compliance_pct"], 0.0, "{stats}");
     first.stop().await;
     second.stop().await;
 }

@@ -117,6 +117,9 @@ pub struct StatsDelta {
     pub first_contact_ms: u64,
     /// Contacted before the first due time (no escalation yet).
     pub contacted_in_sla: u64,
+    /// The first due time passed without contact: escalated from level 0,
+    /// or contacted late before the timer got to it.
+    pub sla_breached: u64,
     pub escalations: u64,
     pub recovered: u64,
     pub not_recovered: u64,
@@ -135,9 +138,13 @@ impl StatsDelta {
             delta.contacted = 1;
             delta.first_contact_ms = (contact - new.created_at).whole_milliseconds().max(0) as u64;
             delta.contacted_in_sla = u64::from(new.escalation_level == 0 && contact <= new.due_at);
+            delta.sla_breached = u64::from(new.escalation_level == 0 && contact > new.due_at);
         }
         let old_level = old.map_or(0, |t| t.escalation_level);
         delta.escalations = u64::from(new.escalation_level.saturating_sub(old_level));
+        if old_level == 0 && new.escalation_level > 0 {
+            delta.sla_breached = 1;
+        }
         if old.and_then(|t| t.outcome).is_none() {
             match new.outcome {
                 Some(cx_tasks::Outcome::Recovered) => delta.recovered = 1,
@@ -154,6 +161,7 @@ impl StatsDelta {
             ("contacted", self.contacted),
             ("first_contact_ms", self.first_contact_ms),
             ("contacted_in_sla", self.contacted_in_sla),
+            ("sla_breached", self.sla_breached),
             ("escalations", self.escalations),
             ("recovered", self.recovered),
             ("not_recovered", self.not_recovered),
@@ -172,6 +180,7 @@ pub struct TeamStats {
     pub contacted: u64,
     pub first_contact_ms: u64,
     pub contacted_in_sla: u64,
+    pub sla_breached: u64,
     pub escalations: u64,
     pub recovered: u64,
     pub not_recovered: u64,
@@ -183,6 +192,7 @@ impl TeamStats {
         self.contacted += other.contacted;
         self.first_contact_ms += other.first_contact_ms;
         self.contacted_in_sla += other.contacted_in_sla;
+        self.sla_breached += other.sla_breached;
         self.escalations += other.escalations;
         self.recovered += other.recovered;
         self.not_recovered += other.not_recovered;
@@ -199,7 +209,12 @@ impl TeamStats {
             "contacted": self.contacted,
             "mean_time_to_first_contact_s": (self.contacted > 0)
                 .then(|| self.first_contact_ms as f64 / 1000.0 / self.contacted as f64),
-            "sla_compliance_pct": ratio(self.contacted_in_sla, self.contacted),
+            // Of the tasks whose first due time is decided: contacted in time,
+            // or past it without contact (escalated, or contacted late).
+            "sla_compliance_pct": ratio(
+                self.contacted_in_sla,
+                self.contacted_in_sla + self.sla_breached
+            ),
             "escalations": self.escalations,
             "recovered": self.recovered,
             "not_recovered": self.not_recovered,
@@ -484,6 +499,7 @@ impl TaskStore {
                     contacted: get("contacted"),
                     first_contact_ms: get("first_contact_ms"),
                     contacted_in_sla: get("contacted_in_sla"),
+                    sla_breached: get("sla_breached"),
                     escalations: get("escalations"),
                     recovered: get("recovered"),
                     not_recovered: get("not_recovered"),
