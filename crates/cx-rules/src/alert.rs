@@ -1,5 +1,6 @@
 //! What rules produce: candidates, deterministic alert ids, the contract's JSON alert.
 
+use std::sync::Arc;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -116,10 +117,11 @@ pub struct Candidate {
     pub subject: String,
     pub cooldown_s: u64,
     /// Where the interaction was handled (event alerts only), so follow-up
-    /// can pick an owner; extra fields beyond the contract.
-    pub agent_id: Option<String>,
-    pub team_id: Option<String>,
-    pub queue_id: Option<String>,
+    /// can pick an owner; extra fields beyond the contract. Shared between
+    /// an event's candidates (several rules often fire on one event).
+    pub agent_id: Option<Arc<str>>,
+    pub team_id: Option<Arc<str>>,
+    pub queue_id: Option<Arc<str>>,
 }
 
 /// `"al_"` + hex of the first 16 bytes of SHA-256 over the length-prefixed
@@ -301,9 +303,9 @@ impl Alert {
             acknowledged: false,
             acknowledged_by: None,
             acknowledged_at: None,
-            agent_id: c.agent_id.clone(),
-            team_id: c.team_id.clone(),
-            queue_id: c.queue_id.clone(),
+            agent_id: c.agent_id.as_deref().map(str::to_owned),
+            team_id: c.team_id.as_deref().map(str::to_owned),
+            queue_id: c.queue_id.as_deref().map(str::to_owned),
             subject: kafka_subject(c.kind, c.customer_id.as_deref(), &c.dimension, &c.key),
         }
     }

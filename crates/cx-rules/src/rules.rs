@@ -658,9 +658,9 @@ struct EventShared {
     /// " on queue billing", or "" for global.
     place: String,
     ids: AlertIdPrefix,
-    agent_id: Option<String>,
-    team_id: Option<String>,
-    queue_id: Option<String>,
+    agent_id: Option<std::sync::Arc<str>>,
+    team_id: Option<std::sync::Arc<str>>,
+    queue_id: Option<std::sync::Arc<str>>,
 }
 
 impl EventShared {
@@ -678,9 +678,9 @@ impl EventShared {
                 Dimension::Global => String::new(),
                 d => format!(" on {} {}", d.as_str(), key),
             },
-            agent_id: e.agent_id.map(str::to_owned),
-            team_id: e.team_id.map(str::to_owned),
-            queue_id: e.queue_id.map(str::to_owned),
+            agent_id: e.agent_id.map(Into::into),
+            team_id: e.team_id.map(Into::into),
+            queue_id: e.queue_id.map(Into::into),
         }
     }
 }
