@@ -1,7 +1,7 @@
 //! What rules produce: candidates, deterministic alert ids, the contract's JSON alert.
 
-use std::sync::Arc;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
