@@ -429,14 +429,15 @@ mod tests {
         (worker, followups, channel)
     }
 
-    /// Needs a Kafka broker on 127.0.0.1:9092 (`deploy/local/stack.sh up`):
-    /// `cargo test -p cx-sim -- --ignored crm_closes_the_loop`.
+    /// Needs the local broker (`deploy/local/stack.sh up`; `deploy/local/test.sh`
+    /// starts it) and fails, never skips, without it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs a Kafka broker on 127.0.0.1:9092"]
     async fn crm_closes_the_loop_from_kafka() {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         use rdkafka::producer::{FutureProducer, FutureRecord};
-        let brokers = "127.0.0.1:9092";
+        let brokers =
+            std::env::var("CX_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string());
+        let brokers = brokers.as_str();
         let topic = format!("cx.sim.test.{}", uuid::Uuid::new_v4().simple());
         let admin: AdminClient<_> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -445,10 +446,12 @@ mod tests {
         admin
             .create_topics(
                 &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
+                &AdminOptions::new().request_timeout(Some(Duration::from_secs(10))),
             )
             .await
-            .unwrap();
+            .unwrap_or_else(|e| {
+                panic!("Kafka at {brokers} is not reachable ({e}): deploy/local/stack.sh up")
+            });
         let (worker, followups, channel) = worker_with(vec![task("t9", "open", 1)]).await;
         let ingest_seen = worker.sender.clone();
         let stats = worker.stats.clone();
