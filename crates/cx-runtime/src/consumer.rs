@@ -81,6 +81,45 @@ pub fn consumer(
     Ok(consumer)
 }
 
+/// A service's consumer as a task: creates `topics` (retrying until
+/// `stop`), then consumes with `handler` until `stop`.
+pub fn spawn<H>(
+    kafka: KafkaConfig,
+    topics: Vec<String>,
+    settings: ConsumerSettings,
+    mut handler: H,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), KafkaError>>
+where
+    H: BatchHandler + Send + 'static,
+{
+    tokio::spawn(async move {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if !crate::kafka::ensure_topics_until(&kafka, &names, &stop).await {
+            return Ok(());
+        }
+        let stream = consumer(&kafka, &settings)?;
+        run(&stream, &settings, &mut handler, &stop).await
+    })
+}
+
+/// After `stop`: waits up to `grace` for the consumer tasks to finish and
+/// commit their batches, logging any that failed or ran out of time.
+pub async fn join(tasks: Vec<tokio::task::JoinHandle<Result<(), KafkaError>>>, grace: Duration) {
+    match tokio::time::timeout(grace, futures::future::join_all(tasks)).await {
+        Ok(results) => {
+            for result in results {
+                match result {
+                    Ok(Err(error)) => tracing::error!(%error, "consumer stopped with an error"),
+                    Err(error) => tracing::error!(%error, "consumer task failed"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        }
+        Err(_) => tracing::warn!("consumers did not finish their batches within the grace period"),
+    }
+}
+
 /// Runs until `shutdown`: the batch in hand is finished and committed
 /// before returning.
 pub async fn run<H: BatchHandler>(

@@ -14,7 +14,7 @@ use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{
     flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
 };
-use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use cx_scoring::store::WindowStore;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -199,11 +199,15 @@ impl AlertingApp {
             background.clone(),
         ));
 
+        // Every consumer creates all of alerting's topics before it starts.
+        let own_topics = vec![
+            topics.scored.clone(),
+            topics.alerts.clone(),
+            topics.deadletter.clone(),
+        ];
         let mut consumers = Vec::new();
         {
-            let config = config.clone();
-            let stop = shutdown.clone();
-            let mut handler = AlertingHandler {
+            let handler = AlertingHandler {
                 rules,
                 windows: WindowStore::new(redis.clone(), &prefix),
                 alerts: alerts.clone(),
@@ -216,13 +220,13 @@ impl AlertingApp {
                 max_batch: settings.max_batch,
                 ..ConsumerSettings::new(settings.group_id.clone(), vec![topics.scored.clone()])
             };
-            consumers.push(tokio::spawn(async move {
-                if !wait_for_topics(&config, &stop).await {
-                    return Ok(());
-                }
-                let stream = consumer::consumer(&config.kafka, &settings)?;
-                consumer::run(&stream, &settings, &mut handler, &stop).await
-            }));
+            consumers.push(consumer::spawn(
+                config.kafka.clone(),
+                own_topics.clone(),
+                settings,
+                handler,
+                shutdown.clone(),
+            ));
         }
         if !directory.is_empty() {
             let sender = Arc::new(Sender::new(settings.webhooks.clone()));
@@ -239,9 +243,7 @@ impl AlertingApp {
                 }
                 .run(background.clone()),
             );
-            let config = config.clone();
-            let stop = shutdown.clone();
-            let mut handler = DeliveryHandler::new(
+            let handler = DeliveryHandler::new(
                 directory.clone(),
                 sender,
                 redis.clone(),
@@ -249,19 +251,19 @@ impl AlertingApp {
                 producer.clone(),
                 topics.deadletter.clone(),
                 settings.webhooks.concurrency,
-                stop.clone(),
+                shutdown.clone(),
             );
             let settings = ConsumerSettings::new(
                 settings.webhook_group_id.clone(),
                 vec![topics.alerts.clone()],
             );
-            consumers.push(tokio::spawn(async move {
-                if !wait_for_topics(&config, &stop).await {
-                    return Ok(());
-                }
-                let stream = consumer::consumer(&config.kafka, &settings)?;
-                consumer::run(&stream, &settings, &mut handler, &stop).await
-            }));
+            consumers.push(consumer::spawn(
+                config.kafka.clone(),
+                own_topics.clone(),
+                settings,
+                handler,
+                shutdown.clone(),
+            ));
         }
 
         let auth = AuthLayer::new(
@@ -298,19 +300,7 @@ impl AlertingApp {
 
         shutdown.cancelled().await;
         readiness.set_draining();
-        let finished = futures::future::join_all(consumers);
-        match tokio::time::timeout(config.shutdown_grace, finished).await {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(Err(error)) => tracing::error!(%error, "consumer stopped with an error"),
-                        Err(error) => tracing::error!(%error, "consumer task failed"),
-                        Ok(Ok(())) => {}
-                    }
-                }
-            }
-            Err(_) => tracing::warn!("consumers did not finish within the grace period"),
-        }
+        consumer::join(consumers, config.shutdown_grace).await;
         let drained = serving.drain(&readiness, config.shutdown_grace).await;
         // Alerts the relay has not published yet stay in the outbox for the
         // next lease holder.
@@ -318,14 +308,4 @@ impl AlertingApp {
         flush_producer(producer.get(), config.shutdown_grace).await;
         Ok(drained?)
     }
-}
-
-/// Creates the topics this service reads and writes; false when stopped first.
-async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
-    let topics = &config.kafka.topics;
-    let names: Vec<&str> = [&topics.scored, &topics.alerts, &topics.deadletter]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-    kafka::ensure_topics_until(&config.kafka, &names, stop).await
 }

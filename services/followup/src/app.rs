@@ -13,7 +13,7 @@ use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{
     flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
 };
-use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use cx_tasks::{Directory, SlaConfig};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -202,23 +202,21 @@ impl FollowupApp {
         ));
 
         // The consumers start once their topics exist; they stop on shutdown.
-        let pipeline_task = {
-            let config = config.clone();
-            let stop = shutdown.clone();
+        let consumers = {
             let deadletter = topics.deadletter.clone();
-            let mut alerts = AlertHandler {
+            let alerts = AlertHandler {
                 followups: followups.clone(),
                 producer: producer.clone(),
                 deadletter_topic: deadletter.clone(),
                 readiness: readiness.clone(),
             };
-            let mut updates = UpdateHandler {
+            let updates = UpdateHandler {
                 followups: followups.clone(),
                 producer: producer.clone(),
                 deadletter_topic: deadletter,
                 readiness: readiness.clone(),
             };
-            let mut surveys = SurveyHandler {
+            let surveys = SurveyHandler {
                 followups: followups.clone(),
                 readiness: readiness.clone(),
             };
@@ -233,20 +231,37 @@ impl FollowupApp {
             );
             let survey_settings =
                 settings_for(format!("{}-surveys", settings.group_id), &topics.scored);
-            tokio::spawn(async move {
-                if !wait_for_topics(&config, &stop).await {
-                    return Ok(());
-                }
-                let alert_consumer = consumer::consumer(&config.kafka, &alert_settings)?;
-                let update_consumer = consumer::consumer(&config.kafka, &update_settings)?;
-                let survey_consumer = consumer::consumer(&config.kafka, &survey_settings)?;
-                let (a, u, s) = tokio::join!(
-                    consumer::run(&alert_consumer, &alert_settings, &mut alerts, &stop),
-                    consumer::run(&update_consumer, &update_settings, &mut updates, &stop),
-                    consumer::run(&survey_consumer, &survey_settings, &mut surveys, &stop),
-                );
-                a.and(u).and(s)
-            })
+            // Every consumer creates all of follow-up's topics before it starts.
+            let own_topics = vec![
+                topics.alerts.clone(),
+                topics.followups.clone(),
+                topics.followup_updates.clone(),
+                topics.scored.clone(),
+                topics.deadletter.clone(),
+            ];
+            vec![
+                consumer::spawn(
+                    config.kafka.clone(),
+                    own_topics.clone(),
+                    alert_settings,
+                    alerts,
+                    shutdown.clone(),
+                ),
+                consumer::spawn(
+                    config.kafka.clone(),
+                    own_topics.clone(),
+                    update_settings,
+                    updates,
+                    shutdown.clone(),
+                ),
+                consumer::spawn(
+                    config.kafka.clone(),
+                    own_topics,
+                    survey_settings,
+                    surveys,
+                    shutdown.clone(),
+                ),
+            ]
         };
 
         let auth = AuthLayer::new(
@@ -287,44 +302,12 @@ impl FollowupApp {
 
         shutdown.cancelled().await;
         readiness.set_draining();
-        match tokio::time::timeout(config.shutdown_grace, pipeline_task).await {
-            Ok(Ok(Err(error))) => tracing::error!(%error, "consumers stopped with an error"),
-            Ok(Err(error)) => tracing::error!(%error, "consumer task failed"),
-            Err(_) => {
-                tracing::warn!("consumers did not finish their batches within the grace period")
-            }
-            Ok(Ok(Ok(()))) => {}
-        }
+        consumer::join(consumers, config.shutdown_grace).await;
         let _ = timer_task.await;
         let drained = serving.drain(&readiness, config.shutdown_grace).await;
         background.cancel();
         let _ = relay_task.await;
         flush_producer(producer.get(), config.shutdown_grace).await;
         Ok(drained?)
-    }
-}
-
-/// Creates the topics follow-up reads and writes; false when stopped first.
-async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
-    let topics = &config.kafka.topics;
-    let names = [
-        &topics.alerts,
-        &topics.followups,
-        &topics.followup_updates,
-        &topics.scored,
-        &topics.deadletter,
-    ];
-    let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match kafka::ensure_topics(&config.kafka, &names).await {
-            Ok(()) => return true,
-            Err(error) => tracing::warn!(%error, "cannot create topics yet; retrying"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

@@ -13,7 +13,7 @@ use cx_runtime::kafka::SharedProducer;
 use cx_runtime::server::{
     flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
 };
-use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
+use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -148,7 +148,7 @@ impl ScoringApp {
         let consumer_task = {
             let config = config.clone();
             let readiness = readiness.clone();
-            let mut handler = ScoringHandler {
+            let handler = ScoringHandler {
                 scorer,
                 store: store.clone(),
                 producer: producer.clone(),
@@ -163,13 +163,17 @@ impl ScoringApp {
                     vec![topics.interactions.clone()],
                 )
             };
-            tokio::spawn(async move {
-                if !wait_for_topics(&config, &consumer_stop).await {
-                    return Ok(());
-                }
-                let stream = consumer::consumer(&config.kafka, &consumer_settings)?;
-                consumer::run(&stream, &consumer_settings, &mut handler, &consumer_stop).await
-            })
+            consumer::spawn(
+                config.kafka.clone(),
+                vec![
+                    topics.interactions.clone(),
+                    topics.scored.clone(),
+                    topics.deadletter.clone(),
+                ],
+                consumer_settings,
+                handler,
+                consumer_stop,
+            )
         };
 
         let auth = AuthLayer::new(
@@ -199,25 +203,10 @@ impl ScoringApp {
 
         shutdown.cancelled().await;
         readiness.set_draining();
-        match tokio::time::timeout(config.shutdown_grace, consumer_task).await {
-            Ok(Ok(Err(error))) => tracing::error!(%error, "consumer stopped with an error"),
-            Ok(Err(error)) => tracing::error!(%error, "consumer task failed"),
-            Err(_) => tracing::warn!("consumer did not finish its batch within the grace period"),
-            Ok(Ok(Ok(()))) => {}
-        }
+        consumer::join(vec![consumer_task], config.shutdown_grace).await;
         let drained = serving.drain(&readiness, config.shutdown_grace).await;
         background.cancel();
         flush_producer(producer.get(), config.shutdown_grace).await;
         Ok(drained?)
     }
-}
-
-/// Creates the topics this service reads and writes; false when stopped first.
-async fn wait_for_topics(config: &Config, stop: &CancellationToken) -> bool {
-    let topics = &config.kafka.topics;
-    let names: Vec<&str> = [&topics.interactions, &topics.scored, &topics.deadletter]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-    kafka::ensure_topics_until(&config.kafka, &names, stop).await
 }
