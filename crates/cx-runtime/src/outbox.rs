@@ -411,6 +411,60 @@ where
     }
 }
 
+/// A watcher's loop: replays after `resume` (when given), then follows
+/// `live`, each entry once and in order, until `stop`, `client_gone`, or
+/// `send` answering false (Ok), or Redis failing (Err). A watcher that
+/// falls behind the fan-out catches up from the stream itself.
+#[allow(clippy::too_many_arguments)]
+pub async fn follow<E, F, Fut>(
+    redis: &RedisPool,
+    outbox_key: &str,
+    resume: Option<StreamId>,
+    live: &mut broadcast::Receiver<OutboxEntry>,
+    stop: &CancellationToken,
+    client_gone: impl Future<Output = ()>,
+    unavailable: impl Fn(RedisError) -> E + Copy,
+    mut send: F,
+) -> Result<(), E>
+where
+    F: FnMut(Vec<OutboxEntry>) -> Fut,
+    Fut: Future<Output = Result<bool, E>>,
+{
+    let mut last = match resume {
+        Some(from) => match replay(redis, outbox_key, from, unavailable, &mut send).await? {
+            Some(last) => Some(last),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    tokio::pin!(client_gone);
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = &mut client_gone => return Ok(()),
+            received = live.recv() => received,
+        };
+        match received {
+            Ok(entry) if last.is_some_and(|last| entry.id <= last) => {}
+            Ok(entry) => {
+                last = Some(entry.id);
+                if !send(vec![entry]).await? {
+                    return Ok(());
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Live only and nothing seen yet: there is no point to resume from.
+                let Some(from) = last else { continue };
+                match replay(redis, outbox_key, from, unavailable, &mut send).await? {
+                    Some(caught_up) => last = Some(caught_up),
+                    None => return Ok(()),
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,45 +242,13 @@ impl Watcher {
         resume: Option<StreamId>,
         live: &mut broadcast::Receiver<OutboxEntry>,
     ) -> Result<(), tonic::Status> {
-        let mut last = match resume {
-            Some(from) => match self.replay(from).await? {
-                Some(last) => last,
-                None => return Ok(()),
-            },
-            None => StreamId::default(),
-        };
-        loop {
-            let received = tokio::select! {
-                _ = self.stop.cancelled() => return Ok(()),
-                received = live.recv() => received,
-            };
-            match received {
-                Ok(entry) if entry.id <= last => {}
-                Ok(entry) => {
-                    last = entry.id;
-                    if !self.send(&alert_ids(&[entry])).await? {
-                        return Ok(());
-                    }
-                }
-                // Fell behind the fan-out: catch up from the stream itself.
-                Err(broadcast::error::RecvError::Lagged(_)) => match self.replay(last).await? {
-                    Some(caught_up) => last = caught_up,
-                    None => return Ok(()),
-                },
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
-            }
-        }
-    }
-
-    /// Sends everything after `from`; the last id sent (or `from`), or
-    /// `None` when the client went away.
-    async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
-        let redis = self.store.redis();
-        let outbox = self.store.outbox_key();
-        outbox::replay(
-            redis,
-            &outbox,
-            from,
+        outbox::follow(
+            self.store.redis(),
+            &self.store.outbox_key(),
+            resume,
+            live,
+            &self.stop,
+            self.sender.closed(),
             redis_unavailable,
             |entries| async move { self.send(&alert_ids(&entries)).await },
         )

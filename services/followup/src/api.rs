@@ -10,7 +10,7 @@ use cx_domain::FieldViolation;
 use cx_proto::v1;
 use cx_runtime::error::redis_unavailable;
 use cx_runtime::grpc::timestamp;
-use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
+use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed};
 use cx_runtime::ServiceError;
 use cx_tasks::{Task, TaskState, TaskUpdate, UpdateError};
 use futures::Stream;
@@ -240,42 +240,13 @@ impl Watcher {
         &self,
         live: &mut broadcast::Receiver<OutboxEntry>,
     ) -> Result<(), tonic::Status> {
-        let mut last: Option<StreamId> = None;
-        loop {
-            tokio::select! {
-                _ = self.sender.closed() => return Ok(()),
-                _ = self.stop.cancelled() => return Ok(()),
-                received = live.recv() => match received {
-                    Ok(entry) if last.is_some_and(|l| entry.id <= l) => {}
-                    Ok(entry) => {
-                        last = Some(entry.id);
-                        if !self.send(&entry).await {
-                            return Ok(());
-                        }
-                    }
-                    // Fell behind the fan-out: catch up from the stream itself.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let Some(from) = last else { continue };
-                        match self.replay(from).await? {
-                            Some(caught_up) => last = Some(caught_up),
-                            None => return Ok(()),
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                }
-            }
-        }
-    }
-
-    /// Sends everything after `from`; the last id sent, or `None` when the
-    /// client went away.
-    async fn replay(&self, from: StreamId) -> Result<Option<StreamId>, tonic::Status> {
-        let redis = self.store.redis();
-        let outbox = self.store.outbox_key();
-        outbox::replay(
-            redis,
-            &outbox,
-            from,
+        outbox::follow(
+            self.store.redis(),
+            &self.store.outbox_key(),
+            None,
+            live,
+            &self.stop,
+            self.sender.closed(),
             redis_unavailable,
             |entries| async move {
                 for entry in &entries {
