@@ -3,7 +3,7 @@
 //! touched), decided in one Redis script; the outbox relay publishes them.
 //! Offsets are committed only after that script succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cx_proto::prost::Message as _;
@@ -12,7 +12,7 @@ use cx_rules::{Candidate, EventView, RuleSet};
 use cx_runtime::kafka::SharedProducer;
 use cx_runtime::Readiness;
 use cx_scoring::store::WindowStore;
-use cx_windows::{Dimension, Window};
+use cx_windows::{Aggregate, Dimension, Window};
 use futures::future::try_join_all;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
@@ -72,17 +72,16 @@ pub fn event_view(scored: &v1::ScoredInteraction) -> Option<EventView<'_>> {
 
 impl AlertingHandler {
     /// Window-rule candidates for every (rule, key) the batch touched, each
-    /// evaluated once at the latest event time seen for that key.
+    /// evaluated once at the latest event time seen for that key. Rules
+    /// sharing a (dimension, key, window, time) share one read.
     async fn window_candidates(
         &self,
-        events: &[v1::ScoredInteraction],
+        events: &[&v1::ScoredInteraction],
     ) -> Result<Vec<Candidate>, redis::RedisError> {
+        let rules = self.rules.window_rules();
         let mut targets: BTreeMap<(usize, &str), i64> = BTreeMap::new();
-        for (index, rule) in self.rules.window_rules().iter().enumerate() {
-            for scored in events {
-                let Some(interaction) = scored.interaction.as_ref() else {
-                    continue;
-                };
+        for (index, rule) in rules.iter().enumerate() {
+            for interaction in events.iter().filter_map(|s| s.interaction.as_ref()) {
                 if let Some(key) = key_in(rule.dimension, interaction) {
                     let at_s = interaction.occurred_at.map_or(0, |t| t.seconds);
                     let latest = targets.entry((index, key)).or_insert(at_s);
@@ -90,33 +89,33 @@ impl AlertingHandler {
                 }
             }
         }
-        let evaluations = targets.into_iter().map(|((index, key), at_s)| async move {
-            let rule = &self.rules.window_rules()[index];
-            let short = self
-                .windows
-                .aggregate(rule.dimension, key, rule.window, at_s)
-                .await?;
-            let baseline = if rule.needs_baseline {
-                Some(
-                    self.windows
-                        .aggregate(rule.dimension, key, Window::D7, at_s)
-                        .await?,
-                )
-            } else {
-                None
-            };
-            Ok::<_, redis::RedisError>(self.rules.evaluate_window(
-                rule,
-                key,
-                &short,
-                baseline.as_ref(),
-                at_s,
-            ))
-        });
-        Ok(try_join_all(evaluations)
-            .await?
+        let mut reads: BTreeSet<(Dimension, &str, Window, i64)> = BTreeSet::new();
+        for (&(index, key), &at_s) in &targets {
+            let rule = &rules[index];
+            reads.insert((rule.dimension, key, rule.window, at_s));
+            if rule.needs_baseline {
+                reads.insert((rule.dimension, key, Window::D7, at_s));
+            }
+        }
+        let aggregates: BTreeMap<_, Aggregate> = try_join_all(reads.into_iter().map(
+            |read @ (dimension, key, window, at_s)| async move {
+                let aggregate = self.windows.aggregate(dimension, key, window, at_s).await?;
+                Ok::<_, redis::RedisError>((read, aggregate))
+            },
+        ))
+        .await?
+        .into_iter()
+        .collect();
+        Ok(targets
             .into_iter()
-            .flatten()
+            .filter_map(|((index, key), at_s)| {
+                let rule = &rules[index];
+                let short = &aggregates[&(rule.dimension, key, rule.window, at_s)];
+                let baseline = rule
+                    .needs_baseline
+                    .then(|| &aggregates[&(rule.dimension, key, Window::D7, at_s)]);
+                self.rules.evaluate_window(rule, key, short, baseline, at_s)
+            })
             .collect())
     }
 }
@@ -150,11 +149,10 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
                 .and_then(|i| i.occurred_at)
                 .is_some_and(|t| t.seconds >= oldest_s)
         };
-        let recent: Vec<v1::ScoredInteraction> =
-            events.iter().filter(recent_enough).cloned().collect();
+        let recent: Vec<&v1::ScoredInteraction> = events.iter().filter(recent_enough).collect();
         let mut candidates: Vec<Candidate> = recent
             .iter()
-            .filter_map(event_view)
+            .filter_map(|scored| event_view(scored))
             .flat_map(|view| self.rules.evaluate_event(&view))
             .collect();
         candidates.extend(
