@@ -6,11 +6,13 @@
 #
 #   deploy/local/stack.sh install | up | down | status
 #
-# Ports: CX_STACK_REDIS_PORT (6379), CX_STACK_KAFKA_PORT (9092).
+# Ports: CX_STACK_REDIS_PORT (6379), CX_STACK_KAFKA_PORT (9092); state: CX_STACK_STATE.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-state="$root/.local/stack"
+# CX_STACK_STATE: where Redis keeps its data and both keep logs and PIDs
+# (benchmarks use a fresh one so earlier runs' data cannot slow them).
+state="${CX_STACK_STATE:-$root/.local/stack}"
 redis_port="${CX_STACK_REDIS_PORT:-6379}"
 kafka_port="${CX_STACK_KAFKA_PORT:-9092}"
 export PATH="$HOME/.cargo/bin:$PATH"

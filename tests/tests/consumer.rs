@@ -122,3 +122,134 @@ async fn offsets_move_only_after_the_batch_succeeds_and_survive_a_restart() {
     );
     assert_eq!(second.seen.len(), 5);
 }
+
+/// A staged handler: notes what it prepared and applied; the first batch's
+/// apply fails `fail_first` times and then waits (up to 10 s) until the
+/// next batch has been prepared, which only an overlapping runner allows.
+struct Stages {
+    state: std::sync::Mutex<StagesState>,
+    next_prepared: tokio::sync::Notify,
+    fail_first: usize,
+    stop_after: usize,
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct StagesState {
+    prepared_batches: usize,
+    apply_attempts: usize,
+    applied: Vec<String>,
+    overlapped: bool,
+    unhealthy_reported: bool,
+}
+
+fn payload(message: &OwnedMessage) -> String {
+    String::from_utf8(message.payload().unwrap().to_vec()).unwrap()
+}
+
+impl consumer::StagedHandler for Stages {
+    type Prepared = Vec<String>;
+
+    fn prepare(&self, batch: &[OwnedMessage]) -> Vec<String> {
+        let mut state = self.state.lock().unwrap();
+        state.prepared_batches += 1;
+        if state.prepared_batches == 2 {
+            self.next_prepared.notify_one();
+        }
+        batch.iter().map(payload).collect()
+    }
+
+    async fn apply(
+        &self,
+        _batch: &[OwnedMessage],
+        prepared: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let first_batch = {
+            let mut state = self.state.lock().unwrap();
+            state.apply_attempts += 1;
+            if state.apply_attempts <= self.fail_first {
+                return Err("dependency down".into());
+            }
+            state.applied.is_empty()
+        };
+        if first_batch {
+            let overlapped =
+                tokio::time::timeout(Duration::from_secs(10), self.next_prepared.notified())
+                    .await
+                    .is_ok();
+            self.state.lock().unwrap().overlapped = overlapped;
+        }
+        let mut state = self.state.lock().unwrap();
+        state.applied.extend(prepared.iter().cloned());
+        if state.applied.len() >= self.stop_after {
+            self.stop.cancel();
+        }
+        Ok(())
+    }
+
+    fn healthy(&self, healthy: bool) {
+        if !healthy {
+            self.state.lock().unwrap().unhealthy_reported = true;
+        }
+    }
+}
+
+async fn run_stages(
+    config: &cx_runtime::Config,
+    settings: &ConsumerSettings,
+    fail_first: usize,
+    stop_after: usize,
+) -> StagesState {
+    let stop = CancellationToken::new();
+    let stages = std::sync::Arc::new(Stages {
+        state: Default::default(),
+        next_prepared: tokio::sync::Notify::new(),
+        fail_first,
+        stop_after,
+        stop: stop.clone(),
+    });
+    let stream = consumer::consumer(&config.kafka, settings).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        consumer::run_staged(&stream, settings, stages.clone(), &stop),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{stop_after} records applied within 60 s"))
+    .unwrap();
+    let state = std::mem::take(&mut *stages.state.lock().unwrap());
+    state
+}
+
+#[tokio::test]
+async fn staged_batches_are_prepared_while_the_previous_one_applies_and_commit_in_order() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
+    let topic = iso.topic("cx.consumer-staged-test");
+    kafka::ensure_topics(&config.kafka, &[&topic])
+        .await
+        .unwrap();
+    // One key: one partition, so the applied order is the produced order.
+    let first: Vec<String> = (0..30).map(|i| format!("first-{i:02}")).collect();
+    produce(&config, &topic, first.iter().cloned()).await;
+
+    let settings = ConsumerSettings {
+        max_batch: 5,
+        retry_backoff: (Duration::from_millis(10), Duration::from_millis(50)),
+        ..ConsumerSettings::new(unique("cx-test-group"), vec![topic.clone()])
+    };
+    let run = run_stages(&config, &settings, 2, 30).await;
+    assert_eq!(run.applied, first, "each record applied once, in order");
+    assert!(
+        run.overlapped,
+        "batch 2 was prepared while batch 1 was applied"
+    );
+    assert!(run.apply_attempts > 2, "the failing batch was retried");
+    assert!(run.unhealthy_reported);
+
+    // A restart resumes after the committed offsets.
+    let second: Vec<String> = (0..5).map(|i| format!("second-{i}")).collect();
+    produce(&config, &topic, second.iter().cloned()).await;
+    let run = run_stages(&config, &settings, 0, 5).await;
+    assert_eq!(run.applied, second, "nothing committed was redelivered");
+}

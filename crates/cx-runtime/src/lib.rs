@@ -2,7 +2,7 @@
 //! HTTP endpoints, bearer-token auth, gRPC plumbing (health, reflection,
 //! errors), Kafka and Redis helpers, the Redis-stream outbox relay and
 //! watch feed, and SIGTERM drain.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod auth;

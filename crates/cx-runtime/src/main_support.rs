@@ -14,11 +14,31 @@ use crate::{shutdown, telemetry};
 /// Exit code for a configuration error (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
 
+/// glibc raises its mmap threshold each time a large block is freed; from
+/// then on batch-sized buffers come from the heap arenas and their pages
+/// stay resident after they are freed. cx-scoring working through a
+/// backlog peaked at 79 MB RSS with under 50 MB live. Pinning the threshold
+/// at glibc's initial 128 KiB hands large blocks back to the OS on free.
+/// Must run before any thread allocates; `MALLOC_MMAP_THRESHOLD_` in the
+/// environment still wins.
+#[allow(unsafe_code)]
+fn return_large_blocks_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; called before
+        // any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
+
 pub fn run<F, Fut>(service: ServiceName, start: F) -> ExitCode
 where
     F: FnOnce(Config, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), StartError>>,
 {
+    return_large_blocks_to_the_os();
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = match Config::load(service, &env) {
         Ok(config) => config,

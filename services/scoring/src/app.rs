@@ -163,7 +163,7 @@ impl ScoringApp {
                     vec![topics.interactions.clone()],
                 )
             };
-            consumer::spawn(
+            consumer::spawn_staged(
                 config.kafka.clone(),
                 vec![
                     topics.interactions.clone(),

@@ -28,30 +28,29 @@ pub struct ScoringHandler {
     pub readiness: Readiness,
 }
 
-/// Why a record is dead-lettered, or its scored form.
-enum Triage<'a> {
-    Scored(Box<Scored>),
-    Dead {
-        message: &'a OwnedMessage,
-        reason: String,
-    },
+/// A batch after the CPU work: scored records, and the positions of the
+/// records to dead-letter with the reason.
+pub struct PreparedBatch {
+    scored: Vec<Scored>,
+    dead: Vec<(usize, String)>,
 }
 
 impl ScoringHandler {
-    fn triage<'a>(&self, message: &'a OwnedMessage, now_s: i64) -> Triage<'a> {
-        let dead = |reason: String| Triage::Dead { message, reason };
-        let interaction = match v1::Interaction::decode(message.payload().unwrap_or_default()) {
-            Ok(interaction) => interaction,
-            Err(error) => return dead(format!("not a protobuf cx.v1.Interaction: {error}")),
-        };
-        match self.scorer.score(interaction) {
-            Err(unscorable) => dead(format!("invalid interaction: {unscorable}")),
-            Ok(scored) if scored.occurred_at_s < now_s - MAX_LATENESS_S => dead(format!(
+    /// The scored form of a record, or why it is dead-lettered.
+    fn triage(&self, message: &OwnedMessage, now_s: i64) -> Result<Scored, String> {
+        let interaction = v1::Interaction::decode(message.payload().unwrap_or_default())
+            .map_err(|error| format!("not a protobuf cx.v1.Interaction: {error}"))?;
+        let scored = self
+            .scorer
+            .score(interaction)
+            .map_err(|unscorable| format!("invalid interaction: {unscorable}"))?;
+        if scored.occurred_at_s < now_s - MAX_LATENESS_S {
+            return Err(format!(
                 "occurred_at {} is older than the largest window (7d)",
                 scored.occurred_at_s
-            )),
-            Ok(scored) => Triage::Scored(Box::new(scored)),
+            ));
         }
+        Ok(scored)
     }
 
     async fn dead_letter(&self, dead: &[(&OwnedMessage, String)]) -> Result<(), String> {
@@ -89,26 +88,49 @@ impl ScoringHandler {
     }
 }
 
-impl cx_runtime::consumer::BatchHandler for ScoringHandler {
-    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
-        let now = time::OffsetDateTime::now_utc();
-        let now_s = now.unix_timestamp();
-        let mut scored = Vec::with_capacity(batch.len());
-        let mut dead = Vec::new();
-        for message in batch {
+/// Decoding and scoring (`prepare`) run while the previous batch is in
+/// Redis and the broker (`apply`).
+impl cx_runtime::consumer::StagedHandler for ScoringHandler {
+    type Prepared = PreparedBatch;
+
+    fn prepare(&self, batch: &[OwnedMessage]) -> PreparedBatch {
+        let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut prepared = PreparedBatch {
+            scored: Vec::with_capacity(batch.len()),
+            dead: Vec::new(),
+        };
+        for (position, message) in batch.iter().enumerate() {
             match self.triage(message, now_s) {
-                Triage::Scored(s) => scored.push(*s),
-                Triage::Dead { message, reason } => dead.push((message, reason)),
+                Ok(scored) => prepared.scored.push(scored),
+                Err(reason) => prepared.dead.push((position, reason)),
             }
         }
+        prepared
+    }
+
+    async fn apply(
+        &self,
+        batch: &[OwnedMessage],
+        prepared: &mut PreparedBatch,
+    ) -> Result<(), String> {
         // Dead letters first: once the batch is committed they are the only
         // trace of those records.
-        if !dead.is_empty() {
+        if !prepared.dead.is_empty() {
+            let dead: Vec<(&OwnedMessage, String)> = prepared
+                .dead
+                .iter()
+                .map(|(position, reason)| (&batch[*position], reason.clone()))
+                .collect();
             self.dead_letter(&dead).await?;
+            // A retry after a later failure must not dead-letter them twice.
+            prepared.dead.clear();
         }
+        let now = time::OffsetDateTime::now_utc();
+        let now_s = now.unix_timestamp();
+        let scored = &mut prepared.scored;
         let applied = self
             .store
-            .apply(&scored, now_s)
+            .apply(scored, now_s)
             .await
             .map_err(|e| format!("redis: {e}"))?;
         let scored_at = cx_proto::prost_types::Timestamp {
@@ -125,12 +147,12 @@ impl cx_runtime::consumer::BatchHandler for ScoringHandler {
         // Redelivered records are published again (the first attempt may
         // have died before publishing); consumers of cx.scored.v1 key their
         // effects by interaction_id.
-        self.publish_scored(&scored).await?;
+        self.publish_scored(scored).await?;
         telemetry::count_batch(scored.len(), counted);
         Ok(())
     }
 
-    fn healthy(&mut self, healthy: bool) {
+    fn healthy(&self, healthy: bool) {
         self.readiness.report(
             "pipeline",
             if healthy {
