@@ -101,27 +101,37 @@ impl Comparison {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub alert_id: String,
-    pub rule: String,
+    /// Shared with the rule's other candidates.
+    pub rule: Arc<str>,
     pub kind: Kind,
     pub severity: Severity,
-    pub dimension: String,
-    pub key: String,
-    pub customer_id: Option<String>,
-    pub interaction_id: Option<String>,
-    pub window: Option<String>,
-    pub metric: Option<String>,
+    pub window: Option<&'static str>,
+    pub metric: Option<&'static str>,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
     pub message: String,
+    pub cooldown_s: u64,
+    /// Shared by all the candidates of an event: ten rules often fire on one
+    /// detractor, and copying these strings into each was most of the cost.
+    pub scope: Arc<Scope>,
+}
+
+/// Who and where a candidate is about: the cooldown subject, the alert's
+/// dimension and key, and for event alerts the customer, interaction and
+/// where it was handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
     /// Cooldown scope: "customer:{id}" for response/keyword, "{dimension}:{key}" for window rules.
     pub subject: String,
-    pub cooldown_s: u64,
+    pub dimension: &'static str,
+    pub key: String,
+    pub customer_id: Option<String>,
+    pub interaction_id: Option<String>,
     /// Where the interaction was handled (event alerts only), so follow-up
-    /// can pick an owner; extra fields beyond the contract. Shared between
-    /// an event's candidates (several rules often fire on one event).
-    pub agent_id: Option<Arc<str>>,
-    pub team_id: Option<Arc<str>>,
-    pub queue_id: Option<Arc<str>>,
+    /// can pick an owner; extra fields beyond the contract.
+    pub agent_id: Option<String>,
+    pub team_id: Option<String>,
+    pub queue_id: Option<String>,
 }
 
 /// `"al_"` + hex of the first 16 bytes of SHA-256 over the length-prefixed
@@ -129,7 +139,27 @@ pub struct Candidate {
 /// rules), rule name and kind. Length prefixes keep field boundaries
 /// unambiguous, so ("a:b", "c") and ("a", "b:c") never collide.
 pub fn alert_id(rule: &str, kind: Kind, subject: &str, discriminator: &str) -> String {
-    AlertIdPrefix::new(subject, discriminator).finish(rule, kind)
+    AlertIdPrefix::new(subject, discriminator).finish(&AlertIdSuffix::new(rule, kind))
+}
+
+/// Appends `part` length-prefixed, as every field of an alert id is hashed.
+fn length_prefixed(out: &mut Vec<u8>, part: &str) {
+    out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+    out.extend_from_slice(part.as_bytes());
+}
+
+/// The hashed bytes of rule name and kind, built once per rule so that each
+/// candidate's id costs one hash update.
+#[derive(Debug, Clone)]
+pub(crate) struct AlertIdSuffix(Box<[u8]>);
+
+impl AlertIdSuffix {
+    pub(crate) fn new(rule: &str, kind: Kind) -> AlertIdSuffix {
+        let mut bytes = Vec::with_capacity(16 + rule.len() + kind.as_str().len());
+        length_prefixed(&mut bytes, rule);
+        length_prefixed(&mut bytes, kind.as_str());
+        AlertIdSuffix(bytes.into_boxed_slice())
+    }
 }
 
 /// The hash state after subject and discriminator: hashed once per event and
@@ -147,12 +177,9 @@ impl AlertIdPrefix {
         AlertIdPrefix(ctx)
     }
 
-    pub(crate) fn finish(&self, rule: &str, kind: Kind) -> String {
+    pub(crate) fn finish(&self, suffix: &AlertIdSuffix) -> String {
         let mut ctx = self.0.clone();
-        for part in [rule, kind.as_str()] {
-            ctx.update(&(part.len() as u64).to_be_bytes());
-            ctx.update(part.as_bytes());
-        }
+        ctx.update(&suffix.0);
         let digest = ctx.finish();
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut id = String::with_capacity(3 + 32);
@@ -286,15 +313,15 @@ impl Alert {
     ) -> Alert {
         Alert {
             alert_id: c.alert_id.clone(),
-            rule: c.rule.clone(),
+            rule: c.rule.as_ref().to_owned(),
             kind: c.kind,
             severity: c.severity,
-            dimension: c.dimension.clone(),
-            key: c.key.clone(),
-            customer_id: c.customer_id.clone(),
-            interaction_id: c.interaction_id.clone(),
-            window: c.window.clone(),
-            metric: c.metric.clone(),
+            dimension: c.scope.dimension.to_owned(),
+            key: c.scope.key.clone(),
+            customer_id: c.scope.customer_id.clone(),
+            interaction_id: c.scope.interaction_id.clone(),
+            window: c.window.map(str::to_owned),
+            metric: c.metric.map(str::to_owned),
             value: c.value,
             threshold: c.threshold,
             message: c.message.clone(),
@@ -303,10 +330,15 @@ impl Alert {
             acknowledged: false,
             acknowledged_by: None,
             acknowledged_at: None,
-            agent_id: c.agent_id.as_deref().map(str::to_owned),
-            team_id: c.team_id.as_deref().map(str::to_owned),
-            queue_id: c.queue_id.as_deref().map(str::to_owned),
-            subject: kafka_subject(c.kind, c.customer_id.as_deref(), &c.dimension, &c.key),
+            agent_id: c.scope.agent_id.clone(),
+            team_id: c.scope.team_id.clone(),
+            queue_id: c.scope.queue_id.clone(),
+            subject: kafka_subject(
+                c.kind,
+                c.scope.customer_id.as_deref(),
+                c.scope.dimension,
+                &c.scope.key,
+            ),
         }
     }
 

@@ -17,7 +17,7 @@ mod config;
 mod rules;
 pub mod stats;
 
-pub use alert::{alert_id, Alert, Candidate, Comparison, Kind, Severity};
+pub use alert::{alert_id, Alert, Candidate, Comparison, Kind, Scope, Severity};
 pub use config::{
     KeywordRuleConfig, ResponseRuleConfig, RuleConfig, RulesConfig, SpikeRuleConfig,
     ThresholdRuleConfig, DEFAULT_EVENT_COOLDOWN_S, DEFAULT_WINDOW_COOLDOWN_S,

@@ -1,12 +1,14 @@
 //! Compiled rules and their evaluation.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use cx_analytics::{TagMatcher, Taxonomy, TaxonomyError, Topic};
 use cx_windows::{Aggregate, Dimension, Metrics, Window};
 
-use crate::alert::{alert_id, AlertIdPrefix, Candidate, Comparison, Kind, Severity};
+use crate::alert::{
+    alert_id, AlertIdPrefix, AlertIdSuffix, Candidate, Comparison, Kind, Scope, Severity,
+};
 use crate::config::{
     KeywordRuleConfig, ResponseRuleConfig, RuleConfig, RulesConfig, SpikeRuleConfig,
     ThresholdRuleConfig,
@@ -57,9 +59,9 @@ pub struct EventView<'a> {
     pub sentiment: Option<f64>,
 }
 
-impl EventView<'_> {
+impl<'a> EventView<'a> {
     /// Where an event alert is filed: its queue, else its team, else global.
-    fn placement(&self) -> (Dimension, &'_ str) {
+    fn placement(&self) -> (Dimension, &'a str) {
         fn present(v: Option<&str>) -> Option<&str> {
             v.filter(|s| !s.is_empty())
         }
@@ -111,10 +113,13 @@ enum EventTest {
         ces_max: u8,
     },
     Keyword {
-        /// Keywords as configured, for messages.
-        keywords: Vec<String>,
+        /// Per keyword, its message up to the customer id:
+        /// `Keyword "{keyword:?}" in verbatim from customer `.
+        keyword_messages: Vec<Box<str>>,
         /// Lowercased.
         tags: Vec<String>,
+        /// Per tag, `Tag "{tag:?}" on interaction from customer `.
+        tag_messages: Vec<Box<str>>,
         /// This rule's keywords are topics `first_topic..first_topic + keywords.len()`.
         first_topic: usize,
     },
@@ -122,11 +127,26 @@ enum EventTest {
 
 #[derive(Debug, Clone)]
 struct EventRule {
-    name: String,
+    /// Shared by every candidate of the rule.
+    name: Arc<str>,
     kind: Kind,
     severity: Severity,
     cooldown_s: u64,
+    id_suffix: AlertIdSuffix,
     test: EventTest,
+}
+
+impl EventRule {
+    fn new(name: &str, kind: Kind, severity: Severity, cooldown_s: u64, test: EventTest) -> Self {
+        EventRule {
+            name: name.into(),
+            kind,
+            severity,
+            cooldown_s,
+            id_suffix: AlertIdSuffix::new(name, kind),
+            test,
+        }
+    }
 }
 
 /// Compiled rules; immutable, `Send + Sync`, share via `Arc`.
@@ -227,26 +247,26 @@ impl RuleSet {
                 RuleConfig::Response(r) => {
                     let test = compile_response(index, r)?;
                     if enabled {
-                        event_rules.push(EventRule {
-                            name: r.name.clone(),
-                            kind: Kind::Response,
-                            severity: r.severity,
-                            cooldown_s: r.cooldown_s,
+                        event_rules.push(EventRule::new(
+                            &r.name,
+                            Kind::Response,
+                            r.severity,
+                            r.cooldown_s,
                             test,
-                        });
+                        ));
                     }
                 }
                 RuleConfig::Keyword(r) => {
                     let (test, rule_topics) = compile_keyword(index, r, topics.len())?;
                     if enabled {
                         topics.extend(rule_topics);
-                        event_rules.push(EventRule {
-                            name: r.name.clone(),
-                            kind: Kind::Keyword,
-                            severity: r.severity,
-                            cooldown_s: r.cooldown_s,
+                        event_rules.push(EventRule::new(
+                            &r.name,
+                            Kind::Keyword,
+                            r.severity,
+                            r.cooldown_s,
                             test,
-                        });
+                        ));
                     }
                 }
                 RuleConfig::Threshold(r) => {
@@ -294,18 +314,20 @@ impl RuleSet {
 
     /// Response and keyword rules for one scored interaction; candidates in rule order.
     pub fn evaluate_event(&self, event: &EventView<'_>) -> Vec<Candidate> {
-        let mut out = Vec::new();
         if self.event_rules.is_empty() {
-            return out;
+            return Vec::new();
         }
-        // Matched keyword topics, ascending global keyword index.
-        let mut matched: Vec<usize> = Vec::new();
+        // Matched keyword topics; the matcher sorts them by name, which is
+        // ascending global keyword index.
+        let mut names: Vec<&str> = Vec::new();
         if let (Some(matcher), Some(text)) = (&self.keywords, event.verbatim) {
-            let mut names: Vec<&str> = Vec::new();
             matcher.tags_into(text, &mut names);
-            matched.extend(names.iter().filter_map(|n| n.parse::<usize>().ok()));
         }
-        let mut cursor = 0;
+        let mut matched = names
+            .iter()
+            .filter_map(|n| n.parse::<usize>().ok())
+            .peekable();
+        let mut out = Vec::new();
         // Built on the first hit only: most events fire nothing.
         let mut shared: Option<EventShared> = None;
         for rule in &self.event_rules {
@@ -316,17 +338,16 @@ impl RuleSet {
                     ces_max,
                 } => response_hit(event, *nps_max, *csat_max, *ces_max),
                 EventTest::Keyword {
-                    keywords,
+                    keyword_messages,
                     tags,
+                    tag_messages,
                     first_topic,
                 } => {
-                    let end = first_topic + keywords.len();
-                    while matched.get(cursor).is_some_and(|&t| t < *first_topic) {
-                        cursor += 1;
-                    }
-                    match matched.get(cursor) {
-                        Some(&t) if t < end => Some(Hit::Keyword(&keywords[t - first_topic])),
-                        _ => tag_hit(event.tags, tags).map(Hit::Tag),
+                    let end = first_topic + keyword_messages.len();
+                    while matched.next_if(|&t| t < *first_topic).is_some() {}
+                    match matched.peek() {
+                        Some(&t) if t < end => Some(Hit::Text(&keyword_messages[t - first_topic])),
+                        _ => tag_hit(event.tags, tags).map(|i| Hit::Text(&tag_messages[i])),
                     }
                 }
             };
@@ -362,6 +383,8 @@ impl RuleSet {
                 if n < *min_responses || !op.crosses(value, *bound) {
                     return None;
                 }
+                // Every name `get` knows is one of NAMES; this gives it a static lifetime.
+                let metric = Metrics::NAMES.into_iter().find(|m| m == metric)?;
                 let message = format!(
                     "{} {} over {} is {} ({} {}), n={}",
                     subject_label(rule.dimension, key),
@@ -372,7 +395,7 @@ impl RuleSet {
                     fmt_num(*bound),
                     n
                 );
-                (metric.clone(), value, *bound, message)
+                (metric, value, *bound, message)
             }
             WindowTest::Spike {
                 p_value,
@@ -410,30 +433,32 @@ impl RuleSet {
                     n1,
                     n0
                 );
-                ("detractor_rate".to_owned(), t.rate1, t.rate0, message)
+                ("detractor_rate", t.rate1, t.rate0, message)
             }
         };
         let subject = format!("{}:{}", rule.dimension.as_str(), key);
         let bucket = format!("bucket:{}", rule.window.bucket_of(at_s));
         Some(Candidate {
             alert_id: alert_id(&rule.name, rule.kind, &subject, &bucket),
-            rule: rule.name.clone(),
+            rule: rule.name.as_str().into(),
             kind: rule.kind,
             severity: rule.severity,
-            dimension: rule.dimension.as_str().to_owned(),
-            key: key.to_owned(),
-            customer_id: None,
-            interaction_id: None,
-            window: Some(rule.window.as_str().to_owned()),
+            window: Some(rule.window.as_str()),
             metric: Some(metric),
             value: Some(value),
             threshold: Some(threshold),
             message,
-            subject,
             cooldown_s: rule.cooldown_s,
-            agent_id: None,
-            team_id: None,
-            queue_id: None,
+            scope: Arc::new(Scope {
+                subject,
+                dimension: rule.dimension.as_str(),
+                key: key.to_owned(),
+                customer_id: None,
+                interaction_id: None,
+                agent_id: None,
+                team_id: None,
+                queue_id: None,
+            }),
         })
     }
 }
@@ -510,10 +535,21 @@ fn compile_keyword(
         }
         tags.push(tag.to_lowercase());
     }
+    // Only the matched keyword or tag goes in a message: the verbatim itself may hold PII.
+    let keyword_messages = r
+        .keywords
+        .iter()
+        .map(|k| format!("Keyword {k:?} in verbatim from customer ").into())
+        .collect();
+    let tag_messages = tags
+        .iter()
+        .map(|t| format!("Tag {t:?} on interaction from customer ").into())
+        .collect();
     Ok((
         EventTest::Keyword {
-            keywords: r.keywords.clone(),
+            keyword_messages,
             tags,
+            tag_messages,
             first_topic,
         },
         topics,
@@ -610,8 +646,8 @@ fn compile_spike(index: usize, r: &SpikeRuleConfig) -> Result<WindowRule, RulesE
 enum Hit<'r> {
     /// (label, metric name, score, max), first one is the headline.
     Scores([Option<(&'static str, &'static str, u8, u8)>; 3]),
-    Keyword(&'r str),
-    Tag(&'r str),
+    /// A keyword or tag: the rule's message up to the customer id.
+    Text(&'r str),
 }
 
 fn response_hit(e: &EventView<'_>, nps_max: u8, csat_max: u8, ces_max: u8) -> Option<Hit<'static>> {
@@ -632,107 +668,126 @@ fn response_hit(e: &EventView<'_>, nps_max: u8, csat_max: u8, ces_max: u8) -> Op
         .then_some(Hit::Scores(scores))
 }
 
-/// The first rule tag the event carries, case-insensitively.
-fn tag_hit<'r>(event_tags: &[String], rule_tags: &'r [String]) -> Option<&'r str> {
-    rule_tags
-        .iter()
-        .find(|rt| {
-            event_tags.iter().any(|et| {
-                if et.is_ascii() {
-                    et.eq_ignore_ascii_case(rt)
-                } else {
-                    et.to_lowercase() == **rt
-                }
-            })
+/// Index of the first rule tag the event carries, case-insensitively.
+fn tag_hit(event_tags: &[String], rule_tags: &[String]) -> Option<usize> {
+    rule_tags.iter().position(|rt| {
+        event_tags.iter().any(|et| {
+            if et.is_ascii() {
+                et.eq_ignore_ascii_case(rt)
+            } else {
+                et.to_lowercase() == **rt
+            }
         })
-        .map(String::as_str)
+    })
 }
 
 /// What every candidate of one event shares.
-struct EventShared {
-    customer_id: String,
-    interaction_id: String,
-    subject: String,
-    dimension: &'static str,
-    key: String,
-    /// " on queue billing", or "" for global.
-    place: String,
+struct EventShared<'e> {
+    customer: &'e str,
+    dimension: Dimension,
+    key: &'e str,
     ids: AlertIdPrefix,
-    agent_id: Option<std::sync::Arc<str>>,
-    team_id: Option<std::sync::Arc<str>>,
-    queue_id: Option<std::sync::Arc<str>>,
+    scope: Arc<Scope>,
 }
 
-impl EventShared {
-    fn new(e: &EventView<'_>) -> EventShared {
+impl<'e> EventShared<'e> {
+    fn new(e: &EventView<'e>) -> EventShared<'e> {
         let (dimension, key) = e.placement();
-        let subject = format!("customer:{}", e.customer_id);
+        let subject = ["customer:", e.customer_id].concat();
         EventShared {
-            customer_id: e.customer_id.to_owned(),
-            interaction_id: e.interaction_id.to_owned(),
+            customer: e.customer_id,
+            dimension,
+            key,
             ids: AlertIdPrefix::new(&subject, e.interaction_id),
-            subject,
-            dimension: dimension.as_str(),
-            key: key.to_owned(),
-            place: match dimension {
-                Dimension::Global => String::new(),
-                d => format!(" on {} {}", d.as_str(), key),
-            },
-            agent_id: e.agent_id.map(Into::into),
-            team_id: e.team_id.map(Into::into),
-            queue_id: e.queue_id.map(Into::into),
+            scope: Arc::new(Scope {
+                subject,
+                dimension: dimension.as_str(),
+                key: key.to_owned(),
+                customer_id: Some(e.customer_id.to_owned()),
+                interaction_id: Some(e.interaction_id.to_owned()),
+                agent_id: e.agent_id.map(str::to_owned),
+                team_id: e.team_id.map(str::to_owned),
+                queue_id: e.queue_id.map(str::to_owned),
+            }),
+        }
+    }
+
+    /// Length of `{customer id}` plus ` on {dimension} {key}` (nothing for global).
+    fn tail_len(&self) -> usize {
+        self.customer.len()
+            + match self.dimension {
+                Dimension::Global => 0,
+                d => 5 + d.as_str().len() + self.key.len(),
+            }
+    }
+
+    fn push_tail(&self, msg: &mut String) {
+        msg.push_str(self.customer);
+        if self.dimension != Dimension::Global {
+            msg.push_str(" on ");
+            msg.push_str(self.dimension.as_str());
+            msg.push(' ');
+            msg.push_str(self.key);
         }
     }
 }
 
-fn event_candidate(rule: &EventRule, s: &EventShared, hit: Hit<'_>) -> Candidate {
+/// Decimal digits of `n` (no `fmt` machinery on the hot path).
+fn push_u8(msg: &mut String, n: u8) {
+    if n >= 100 {
+        msg.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        msg.push(char::from(b'0' + n / 10 % 10));
+    }
+    msg.push(char::from(b'0' + n % 10));
+}
+
+fn event_candidate(rule: &EventRule, s: &EventShared<'_>, hit: Hit<'_>) -> Candidate {
     let (mut metric, mut value, mut threshold) = (None, None, None);
     let message = match hit {
         Hit::Scores(scores) => {
-            let mut msg = String::with_capacity(64 + s.customer_id.len() + s.place.len());
+            // "Detractor: " + up to three "CSAT 255 (≤ 255), " + " from customer ".
+            let mut msg = String::with_capacity(11 + 3 * 22 + 15 + s.tail_len());
             msg.push_str("Detractor: ");
             for (i, (name, metric_name, score, max)) in scores.iter().flatten().enumerate() {
                 if i == 0 {
-                    metric = Some((*metric_name).to_owned());
+                    metric = Some(*metric_name);
                     value = Some(f64::from(*score));
                     threshold = Some(f64::from(*max));
                 } else {
                     msg.push_str(", ");
                 }
-                let _ = write!(msg, "{name} {score} (≤ {max})");
+                msg.push_str(name);
+                msg.push(' ');
+                push_u8(&mut msg, *score);
+                msg.push_str(" (≤ ");
+                push_u8(&mut msg, *max);
+                msg.push(')');
             }
-            let _ = write!(msg, " from customer {}{}", s.customer_id, s.place);
+            msg.push_str(" from customer ");
+            s.push_tail(&mut msg);
             msg
         }
-        // Only the matched keyword: the verbatim itself may hold PII.
-        Hit::Keyword(k) => format!(
-            "Keyword {k:?} in verbatim from customer {}{}",
-            s.customer_id, s.place
-        ),
-        Hit::Tag(t) => format!(
-            "Tag {t:?} on interaction from customer {}{}",
-            s.customer_id, s.place
-        ),
+        Hit::Text(head) => {
+            let mut msg = String::with_capacity(head.len() + s.tail_len());
+            msg.push_str(head);
+            s.push_tail(&mut msg);
+            msg
+        }
     };
     Candidate {
-        alert_id: s.ids.finish(&rule.name, rule.kind),
+        alert_id: s.ids.finish(&rule.id_suffix),
         rule: rule.name.clone(),
         kind: rule.kind,
         severity: rule.severity,
-        dimension: s.dimension.to_owned(),
-        key: s.key.clone(),
-        customer_id: Some(s.customer_id.clone()),
-        interaction_id: Some(s.interaction_id.clone()),
         window: None,
         metric,
         value,
         threshold,
         message,
-        subject: s.subject.clone(),
         cooldown_s: rule.cooldown_s,
-        agent_id: s.agent_id.clone(),
-        team_id: s.team_id.clone(),
-        queue_id: s.queue_id.clone(),
+        scope: s.scope.clone(),
     }
 }
 

@@ -39,7 +39,10 @@ fn from_toml(s: &str) -> Result<RuleSet, RulesError> {
 }
 
 fn rules_fired(set: &RuleSet, e: &EventView<'_>) -> Vec<String> {
-    set.evaluate_event(e).into_iter().map(|c| c.rule).collect()
+    set.evaluate_event(e)
+        .into_iter()
+        .map(|c| c.rule.to_string())
+        .collect()
 }
 
 fn nps_aggregate(responses: u64, detractors: u64, promoters: u64) -> Aggregate {
@@ -238,22 +241,25 @@ fn response_rule_fires_on_any_detractor_score() {
     assert_eq!(c.len(), 1);
     let c = &c[0];
     assert_eq!(
-        (c.rule.as_str(), c.kind, c.severity),
+        (&*c.rule, c.kind, c.severity),
         ("detractor", Kind::Response, Severity::Warning)
     );
     assert_eq!(
         c.message,
         "Detractor: NPS 3 (≤ 6) from customer c-1 on queue billing"
     );
-    assert_eq!((c.dimension.as_str(), c.key.as_str()), ("queue", "billing"));
-    assert_eq!(c.subject, "customer:c-1");
+    assert_eq!(
+        (c.scope.dimension, c.scope.key.as_str()),
+        ("queue", "billing")
+    );
+    assert_eq!(c.scope.subject.as_str(), "customer:c-1");
     assert_eq!(c.cooldown_s, 3600);
     assert_eq!(
-        (c.metric.as_deref(), c.value, c.threshold),
+        (c.metric, c.value, c.threshold),
         (Some("nps"), Some(3.0), Some(6.0))
     );
-    assert_eq!(c.customer_id.as_deref(), Some("c-1"));
-    assert_eq!(c.interaction_id.as_deref(), Some("i-1"));
+    assert_eq!(c.scope.customer_id.as_deref(), Some("c-1"));
+    assert_eq!(c.scope.interaction_id.as_deref(), Some("i-1"));
     assert_eq!(c.window, None);
 
     e.nps = Some(8);
@@ -265,11 +271,11 @@ fn response_rule_fires_on_any_detractor_score() {
         c.message,
         "Detractor: CSAT 2 (≤ 2), CES 1 (≤ 2) from customer c-1 on team t-1"
     );
-    assert_eq!((c.dimension.as_str(), c.key.as_str()), ("team", "t-1"));
+    assert_eq!((c.scope.dimension, c.scope.key.as_str()), ("team", "t-1"));
 
     e.team_id = None;
     let c = &set.evaluate_event(&e)[0];
-    assert_eq!((c.dimension.as_str(), c.key.as_str()), ("global", "all"));
+    assert_eq!((c.scope.dimension, c.scope.key.as_str()), ("global", "all"));
 
     // Out-of-scale scores are not responses.
     e.csat = Some(0);
@@ -308,7 +314,7 @@ fn keyword_rule_matches_word_forms_not_substrings() {
         );
     }
     let both = set.evaluate_event(&event(Some("I'll cancel and call my lawyer"), &[]));
-    let names: Vec<_> = both.iter().map(|c| c.rule.as_str()).collect();
+    let names: Vec<_> = both.iter().map(|c| &*c.rule).collect();
     assert_eq!(names, ["churn_risk", "legal_threat"]);
     assert_eq!(
         both[0].message,
@@ -327,7 +333,7 @@ fn keyword_rule_matches_tags_case_insensitively() {
     let tags = vec!["billing".to_owned(), "Cancellation".to_owned()];
     let c = set.evaluate_event(&event(None, &tags));
     assert_eq!(c.len(), 1);
-    assert_eq!(c[0].rule, "churn_risk");
+    assert_eq!(&*c[0].rule, "churn_risk");
     assert_eq!(
         c[0].message,
         "Tag \"cancellation\" on interaction from customer c-1 on queue billing"
@@ -362,10 +368,7 @@ fn keyword_rules_report_their_own_first_keyword() {
         Some("Get me my money back, and a refund, and a MANAGER"),
         &[],
     ));
-    let got: Vec<_> = c
-        .iter()
-        .map(|c| (c.rule.as_str(), c.message.as_str()))
-        .collect();
+    let got: Vec<_> = c.iter().map(|c| (&*c.rule, c.message.as_str())).collect();
     assert_eq!(
         got,
         [
@@ -396,16 +399,17 @@ fn threshold_fires_past_the_bound_only_with_enough_responses() {
     );
     assert_eq!((c.kind, c.severity), (Kind::Threshold, Severity::Warning));
     assert_eq!(
-        (c.dimension.as_str(), c.key.as_str(), c.subject.as_str()),
+        (
+            c.scope.dimension,
+            c.scope.key.as_str(),
+            c.scope.subject.as_str()
+        ),
         ("queue", "billing", "queue:billing")
     );
-    assert_eq!(
-        (c.window.as_deref(), c.metric.as_deref()),
-        (Some("1h"), Some("nps"))
-    );
+    assert_eq!((c.window, c.metric), (Some("1h"), Some("nps")));
     assert_eq!((c.value, c.threshold), (Some(-12.5), Some(0.0)));
     assert_eq!(
-        (c.customer_id.clone(), c.interaction_id.clone()),
+        (c.scope.customer_id.clone(), c.scope.interaction_id.clone()),
         (None, None)
     );
     assert_eq!(c.cooldown_s, 1800);
@@ -526,8 +530,8 @@ fn spike_fires_on_a_significant_rise() {
         "Queue billing detractor rate over 1h is 25.0% vs 12.0% over the 7d baseline (z=2.43, p=0.00759, n=40 vs 900)"
     );
     assert_eq!((c.kind, c.severity), (Kind::Spike, Severity::Critical));
-    assert_eq!(c.metric.as_deref(), Some("detractor_rate"));
-    assert_eq!((c.value, c.window.as_deref()), (Some(0.25), Some("1h")));
+    assert_eq!(c.metric, Some("detractor_rate"));
+    assert_eq!((c.value, c.window), (Some(0.25), Some("1h")));
     assert!((c.threshold.unwrap() - 0.12).abs() < 1e-12);
 
     // 9/40 vs 108/900: pooled 117/940 = 0.1244681; se = sqrt(0.1089758 ×
@@ -718,6 +722,60 @@ fn alert_json_has_the_contract_keys() {
     assert_eq!(back.kafka_key(), "queue:billing");
     assert!(!back.acknowledged);
     assert_eq!(back.customer_id, None);
+}
+
+/// The alert JSON and ids are a public contract and stored data: these are
+/// the bytes the code produced before candidates shared their strings.
+#[test]
+fn alert_json_and_ids_are_pinned() {
+    let set = default_set();
+    let created = datetime!(2024-03-01 12:00:00 UTC);
+    let json =
+        |c: &Candidate| serde_json::to_string(&Alert::from_candidate(c, created, 0)).unwrap();
+    let tags = vec!["Cancellation".to_owned()];
+    let mut e = event(Some("I'll cancel and call my lawyer"), &tags);
+    e.nps = Some(2);
+    e.csat = Some(1);
+    let c = set.evaluate_event(&e);
+    assert_eq!(c.len(), 3);
+    assert_eq!(
+        json(&c[0]),
+        r#"{"alert_id":"al_4d14d82fb180c50a9492af4915e31bf0","rule":"detractor","kind":"response","severity":"warning","dimension":"queue","key":"billing","customer_id":"c-1","interaction_id":"i-1","window":null,"metric":"nps","value":2.0,"threshold":6.0,"message":"Detractor: NPS 2 (≤ 6), CSAT 1 (≤ 2) from customer c-1 on queue billing","created_at":"2024-03-01T12:00:00Z","suppressed_count":0,"acknowledged":false,"acknowledged_by":null,"acknowledged_at":null,"agent_id":"a-1","team_id":"t-1","queue_id":"billing"}"#
+    );
+    assert_eq!(
+        json(&c[1]),
+        r#"{"alert_id":"al_1a33eb71bf20197c2900d85c9bd06899","rule":"churn_risk","kind":"keyword","severity":"warning","dimension":"queue","key":"billing","customer_id":"c-1","interaction_id":"i-1","window":null,"metric":null,"value":null,"threshold":null,"message":"Keyword \"cancel\" in verbatim from customer c-1 on queue billing","created_at":"2024-03-01T12:00:00Z","suppressed_count":0,"acknowledged":false,"acknowledged_by":null,"acknowledged_at":null,"agent_id":"a-1","team_id":"t-1","queue_id":"billing"}"#
+    );
+    e.queue_id = None;
+    e.team_id = None;
+    e.verbatim = None;
+    let c = set.evaluate_event(&e);
+    assert_eq!(
+        json(&c[1]),
+        r#"{"alert_id":"al_1a33eb71bf20197c2900d85c9bd06899","rule":"churn_risk","kind":"keyword","severity":"warning","dimension":"global","key":"all","customer_id":"c-1","interaction_id":"i-1","window":null,"metric":null,"value":null,"threshold":null,"message":"Tag \"cancellation\" on interaction from customer c-1","created_at":"2024-03-01T12:00:00Z","suppressed_count":0,"acknowledged":false,"acknowledged_by":null,"acknowledged_at":null,"agent_id":"a-1","team_id":null,"queue_id":null}"#
+    );
+    let short = nps_aggregate(40, 15, 10);
+    let rule = window_rule(&set, "queue_nps_low");
+    let w = set
+        .evaluate_window(rule, "billing", &short, None, AT)
+        .unwrap();
+    assert_eq!(
+        json(&w),
+        r#"{"alert_id":"al_e86580b2e411921dd1d35a28b2080a27","rule":"queue_nps_low","kind":"threshold","severity":"warning","dimension":"queue","key":"billing","customer_id":null,"interaction_id":null,"window":"1h","metric":"nps","value":-12.5,"threshold":0.0,"message":"Queue billing NPS over 1h is -12.5 (below 0), n=40","created_at":"2024-03-01T12:00:00Z","suppressed_count":0,"acknowledged":false,"acknowledged_by":null,"acknowledged_at":null,"agent_id":null,"team_id":null,"queue_id":null}"#
+    );
+    assert_eq!(
+        alert_id("detractor", Kind::Response, "customer:c-1", "i-1"),
+        "al_4d14d82fb180c50a9492af4915e31bf0"
+    );
+    assert_eq!(
+        alert_id(
+            "queue_nps_low",
+            Kind::Threshold,
+            "queue:billing",
+            "bucket:472222"
+        ),
+        "al_ced7b45b7cfc4bc1f2c86af81c17e6c1"
+    );
 }
 
 #[test]

@@ -170,7 +170,7 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
                 tracing::info!(
                     alert_id = %candidate.alert_id,
                     rule = %candidate.rule,
-                    subject = %candidate.subject,
+                    subject = %candidate.scope.subject,
                     suppressed,
                     "alert raised"
                 );

@@ -176,8 +176,8 @@ impl AlertStore {
             let json = serde_json::to_string(&alert).expect("alerts serialize");
             invocation
                 .arg(&candidate.alert_id)
-                .arg(&candidate.rule)
-                .arg(&candidate.subject)
+                .arg(&*candidate.rule)
+                .arg(&candidate.scope.subject)
                 .arg(candidate.cooldown_s.saturating_mul(1000))
                 .arg(json);
         }
