@@ -7,7 +7,10 @@
 # "loop" runs all four services and measures ingest-ack → alert → task
 # latency at 2k interactions/s (cx-bench loop-latency).
 #
-#   deploy/local/bench.sh [ingest|scoring|loop|criterion|all]
+# "throughput" runs all four services and offers 20k interactions/s in
+# batches for 20 s: the sustained end-to-end rate, nothing lost.
+#
+#   deploy/local/bench.sh [ingest|scoring|loop|throughput|criterion|all]
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,13 +22,21 @@ mkdir -p "$run"
 # shellcheck source=services.sh
 . deploy/local/services.sh
 token="$(new_token bench)"
+# A stack of its own, started empty for each measurement: data left by
+# earlier runs (or a demo) would slow Redis and skew the figures.
+export CX_STACK_STATE="$run/stack"
+fresh_stack() {
+  deploy/local/stack.sh down
+  rm -rf "$CX_STACK_STATE"
+  deploy/local/stack.sh up
+}
 cleanup() {
   stop_services
   deploy/local/stack.sh down
 }
 trap cleanup EXIT
 
-deploy/local/stack.sh up
+fresh_stack
 cargo build --release --bins --locked
 
 export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,followups:read,followups:write"
@@ -39,28 +50,41 @@ if [ "$what" = ingest ] || [ "$what" = all ]; then
   start_service ingest 8081
   target/release/cx-bench ingest --count "${CX_BENCH_COUNT:-200000}" --kafka-properties "$CX_KAFKA_PROPERTIES"
   stop_services
-  deploy/local/stack.sh down && deploy/local/stack.sh up
+  fresh_stack
 fi
 if [ "$what" = scoring ] || [ "$what" = all ]; then
   start_service scoring 8082
   target/release/cx-bench scoring --count "${CX_BENCH_COUNT:-200000}" --kafka-properties "$CX_KAFKA_PROPERTIES"
   stop_services
 fi
-if [ "$what" = loop ] || [ "$what" = all ]; then
-  deploy/local/stack.sh down && deploy/local/stack.sh up
+start_loop() {
+  fresh_stack
   start_service ingest 8081
   start_service scoring 8082
   start_service alerting 8083
   start_service followup 8084
+}
+peak_rss() {
+  # start_service appended their PIDs in this order.
+  local names=(ingest scoring alerting followup) i
+  for i in "${!names[@]}"; do
+    echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status")"
+  done
+}
+if [ "$what" = loop ] || [ "$what" = all ]; then
+  start_loop
   # 200 response alerts/s (the alerting target's load), then 500/s with tasks.
   target/release/cx-bench loop-latency --rate 2000 --seconds 20 --detractor-share 0.1
   target/release/cx-bench loop-latency --rate 2000 --seconds 20 --detractor-share 0.25 --tasks
   target/release/cx-bench task-updates --tasks 5000 --concurrency 64
-  # start_service appended their PIDs in this order.
-  names=(ingest scoring alerting followup)
-  for i in "${!names[@]}"; do
-    echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status")"
-  done
+  peak_rss
+  stop_services
+fi
+if [ "$what" = throughput ] || [ "$what" = all ]; then
+  start_loop
+  target/release/cx-bench loop-latency --rate "${CX_BENCH_RATE:-20000}" --seconds 20 \
+    --batch 500 --detractor-share 0.05 --tasks --wait-seconds 120
+  peak_rss
   stop_services
 fi
 if [ "$what" = criterion ] || [ "$what" = all ]; then

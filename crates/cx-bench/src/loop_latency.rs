@@ -9,7 +9,13 @@
 //!
 //! Measured: ingest acknowledged → response alert on the alerts topic, and
 //! with `--tasks` ingest acknowledged → first task naming the interaction,
-//! and alert arrival → task arrival.
+//! and alert arrival → task arrival. Checked: the global 1h window of
+//! cx-scoring counts every accepted interaction.
+//!
+//! With `--batch N` the interactions go in `SubmitInteractions` calls of N:
+//! the sustained end-to-end throughput run. Its figure is accepted
+//! interactions over the time from the first call to the run's last effect
+//! (last alert, last task, or the windows counting all of it).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use cx_proto::v1;
 use cx_proto::v1::ingest_service_client::IngestServiceClient;
+use cx_proto::v1::metrics_service_client::MetricsServiceClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -76,6 +83,80 @@ pub(crate) struct LoopLatencyArgs {
     wait_seconds: u64,
     #[arg(long, default_value_t = 11)]
     seed: u64,
+    /// Interactions per call: 1 sends unary SubmitInteraction calls, more
+    /// sends SubmitInteractions batches (for throughput runs).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// cx-scoring gRPC address: the global 1h window must count every
+    /// accepted interaction (the token needs metrics:read).
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    metrics_grpc: String,
+}
+
+/// What ingest answered for one interaction.
+enum Answer {
+    Accepted,
+    Duplicate,
+    Failed(String),
+}
+
+/// One call's items: (interaction_id, detractor), when it was made and
+/// answered, and each item's answer.
+type CallResult = (Vec<(String, bool)>, Instant, Instant, Vec<Answer>);
+
+/// Sends `items` in one call (unary for one item, a batch otherwise).
+async fn submit(
+    mut client: IngestServiceClient<tonic::transport::Channel>,
+    authorization: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    items: Vec<(v1::Interaction, bool)>,
+) -> CallResult {
+    let ids: Vec<(String, bool)> = items
+        .iter()
+        .map(|(i, detractor)| (i.interaction_id.clone(), *detractor))
+        .collect();
+    let started = Instant::now();
+    let answers = if items.len() == 1 {
+        let (interaction, _) = items.into_iter().next().expect("one item");
+        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
+            interaction: Some(interaction),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", authorization);
+        match client.submit_interaction(request).await {
+            Ok(response) if response.get_ref().duplicate => vec![Answer::Duplicate],
+            Ok(_) => vec![Answer::Accepted],
+            Err(status) => vec![Answer::Failed(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))],
+        }
+    } else {
+        let count = items.len();
+        let mut request = tonic::Request::new(v1::SubmitInteractionsRequest {
+            interactions: items.into_iter().map(|(i, _)| i).collect(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", authorization);
+        match client.submit_interactions(request).await {
+            Ok(response) => response
+                .into_inner()
+                .results
+                .into_iter()
+                .map(|result| match v1::SubmitStatus::try_from(result.status) {
+                    Ok(v1::SubmitStatus::Accepted) => Answer::Accepted,
+                    Ok(v1::SubmitStatus::Duplicate) => Answer::Duplicate,
+                    other => Answer::Failed(format!("item status {other:?}")),
+                })
+                .collect(),
+            Err(status) => (0..count)
+                .map(|_| Answer::Failed(format!("{:?}: {}", status.code(), status.message())))
+                .collect(),
+        }
+    };
+    (ids, started, Instant::now(), answers)
 }
 
 /// First arrival per interaction_id, for one topic.
@@ -106,6 +187,15 @@ impl Arrivals {
 
     fn len(&self) -> usize {
         self.first.lock().expect("arrivals lock").len()
+    }
+
+    fn last(&self) -> Option<Instant> {
+        self.first
+            .lock()
+            .expect("arrivals lock")
+            .values()
+            .max()
+            .copied()
     }
 }
 
@@ -419,28 +509,27 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
         args.rate as f64 * args.detractor_share
     );
 
-    // Open loop: a call every 1/rate s, each on its own task.
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    let mut metrics =
+        MetricsServiceClient::connect(format!("http://{}", args.metrics_grpc)).await?;
+    let counted_before = crate::global_count(&mut metrics, &args.token).await?;
+
+    // Open loop: a call every batch/rate s, each on its own task.
+    let batch = args.batch.max(1);
+    let mut ticker =
+        tokio::time::interval(Duration::from_secs_f64(batch as f64 / args.rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut calls = Vec::with_capacity(total);
+    let mut calls = Vec::with_capacity(total / batch + 1);
     let mut send_started = None;
-    for (interaction, detractor) in plan {
+    let mut plan = plan.into_iter().peekable();
+    while plan.peek().is_some() {
+        let items: Vec<(v1::Interaction, bool)> = plan.by_ref().take(batch).collect();
         ticker.tick().await;
         send_started.get_or_insert_with(Instant::now);
-        let mut client = IngestServiceClient::new(channel.clone());
-        let interaction_id = interaction.interaction_id.clone();
-        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
-            interaction: Some(interaction),
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", authorization.clone());
-        calls.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let answer = client.submit_interaction(request).await;
-            let acked = Instant::now();
-            (interaction_id, detractor, started, acked, answer)
-        }));
+        calls.push(tokio::spawn(submit(
+            IngestServiceClient::new(channel.clone()),
+            authorization.clone(),
+            items,
+        )));
     }
     let send_started = send_started.unwrap_or_else(Instant::now);
     let sending = send_started.elapsed();
@@ -449,28 +538,28 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     let (mut duplicates, mut errors) = (0usize, HashMap::<String, usize>::new());
     let mut last_ack = send_started;
     for call in calls {
-        let (interaction_id, detractor, started, acked, answer) = call.await?;
-        let call = match answer {
-            Ok(response) if response.get_ref().duplicate => {
-                duplicates += 1;
-                None
-            }
-            Ok(_) => {
-                last_ack = last_ack.max(acked);
-                Some((started, acked))
-            }
-            Err(status) => {
-                *errors
-                    .entry(format!("{:?}: {}", status.code(), status.message()))
-                    .or_default() += 1;
-                None
-            }
-        };
-        sent.push(Sent {
-            interaction_id,
-            detractor,
-            call,
-        });
+        let (ids, started, acked, answers) = call.await?;
+        for ((interaction_id, detractor), answer) in ids.into_iter().zip(answers) {
+            let call = match answer {
+                Answer::Duplicate => {
+                    duplicates += 1;
+                    None
+                }
+                Answer::Accepted => {
+                    last_ack = last_ack.max(acked);
+                    Some((started, acked))
+                }
+                Answer::Failed(error) => {
+                    *errors.entry(error).or_default() += 1;
+                    None
+                }
+            };
+            sent.push(Sent {
+                interaction_id,
+                detractor,
+                call,
+            });
+        }
     }
     let accepted = sent.iter().filter(|s| s.call.is_some()).count();
     let acked_detractors: Vec<&Sent> = sent
@@ -479,9 +568,12 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
         .collect();
 
     // Stragglers: wait until every accepted detractor has its alert (and
-    // task), or `wait_seconds` passed.
+    // task) and the windows count every accepted interaction, or
+    // `wait_seconds` passed.
     let waited_from = Instant::now();
     let wait = Duration::from_secs(args.wait_seconds);
+    let mut counted = 0u64;
+    let mut all_counted_at = None;
     loop {
         let alerts_done = acked_detractors
             .iter()
@@ -490,10 +582,19 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
             || acked_detractors
                 .iter()
                 .all(|s| tasks.get(&s.interaction_id).is_some());
-        if (alerts_done && tasks_done) || waited_from.elapsed() >= wait {
+        if all_counted_at.is_none() {
+            counted = crate::global_count(&mut metrics, &args.token)
+                .await?
+                .saturating_sub(counted_before);
+            if counted >= accepted as u64 {
+                all_counted_at = Some(Instant::now());
+            }
+        }
+        let done = alerts_done && tasks_done && all_counted_at.is_some();
+        if done || waited_from.elapsed() >= wait {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let waited = waited_from.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -535,6 +636,15 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     let detractors_sent = sent.iter().filter(|s| s.detractor).count();
     let alerted = to_alert.len();
 
+    // End to end: from the first call until the last effect of the run
+    // (its last alert, task, or the windows counting all of it).
+    let last_effect = [alerts.last(), tasks.last(), all_counted_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(last_ack)
+        .max(last_ack);
+    let end_to_end_s = (last_effect - send_started).as_secs_f64();
     let send_rate = total as f64 / sending.as_secs_f64();
     let accept_rate = accepted as f64 / (last_ack - send_started).as_secs_f64().max(1e-9);
     let call = Series::new("ingest call (send → ack)", call_ms);
@@ -550,6 +660,13 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
         args.rate,
         waited.as_secs_f64()
     );
+    println!(
+        "end to end: all effects of the {accepted} accepted interactions {} {:.2} s after the first call: {:.0} interactions/s (drained {:.2} s after the last acknowledgement)",
+        if all_counted_at.is_some() { "within" } else { "NOT all within" },
+        end_to_end_s,
+        accepted as f64 / end_to_end_s.max(1e-9),
+        (last_effect - last_ack).as_secs_f64(),
+    );
     println!();
     println!("| count | value |");
     println!("|---|---|");
@@ -557,6 +674,7 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     println!("| accepted | {accepted} |");
     println!("| duplicate answers | {duplicates} |");
     println!("| failed calls | {} |", errors.values().sum::<usize>());
+    println!("| counted by the global 1h window (delta) | {counted} |");
     println!("| detractors sent | {detractors_sent} |");
     println!("| detractors accepted | {} |", acked_detractors.len());
     println!("| response alerts matched | {alerted} |");
