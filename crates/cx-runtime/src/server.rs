@@ -1,13 +1,19 @@
 //! Serving a service's two ports and draining them: the part of every
 //! service's `run_until_stopped` that is the same everywhere.
 
-use std::future::Future;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 
+use crate::auth::AuthLayer;
 use crate::config::Config;
+use crate::grpc;
+use crate::kafka::SharedProducer;
 use crate::tls::{self, TlsError};
 use crate::Readiness;
 
@@ -100,27 +106,52 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// Spawns the gRPC server future and the HTTP router (TLS when
-    /// configured); both stop taking work when `stop` completes.
-    pub fn start<G>(
+    /// Starts a service's API: on the gRPC listener `service` behind `auth`,
+    /// with the health service (reporting `service` as serving) and
+    /// reflection; on the HTTP listener `http_router` (TLS on both when
+    /// configured). Both stop taking work when `stop` is cancelled.
+    pub async fn start<S>(
         config: &Config,
-        grpc: G,
-        http_listener: TcpListener,
+        listeners: Listeners,
+        auth: AuthLayer,
+        service: S,
         http_router: axum::Router,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Serving
+        stop: &CancellationToken,
+    ) -> Result<Serving, ServerError>
     where
-        G: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
     {
-        Serving {
-            grpc: tokio::spawn(grpc),
+        let (health_reporter, health_service) = grpc::health();
+        health_reporter.set_serving::<S>().await;
+        let grpc_listener = listeners.grpc;
+        // What tokio-stream's TcpListenerStream does.
+        let incoming = futures::stream::poll_fn(move |cx| {
+            grpc_listener
+                .poll_accept(cx)
+                .map(|accepted| Some(accepted.map(|(stream, _)| stream)))
+        });
+        let grpc_server = grpc_builder(config)?
+            .layer(auth)
+            .add_service(health_service)
+            .add_service(grpc::reflection()?)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
+        Ok(Serving {
+            grpc: tokio::spawn(grpc_server),
             http: tokio::spawn(tls::serve_http(
-                http_listener,
+                listeners.http,
                 http_router,
                 config.tls.clone(),
-                stop,
+                stop.clone().cancelled_owned(),
             )),
-        }
+        })
     }
 
     /// Call once shutdown began: not-ready, then wait (up to `grace`) for
@@ -149,6 +180,26 @@ impl Serving {
                 Ok(())
             }
         }
+    }
+
+    /// The end of a run, once the consumers finished: drains the servers,
+    /// stops the `background` tasks, waits for `awaited` (background tasks
+    /// that still produce as they stop), then flushes `producer`.
+    pub async fn shut_down(
+        self,
+        readiness: &Readiness,
+        background: &CancellationToken,
+        awaited: Vec<JoinHandle<()>>,
+        producer: &SharedProducer,
+        grace: Duration,
+    ) -> Result<(), ServerError> {
+        let drained = self.drain(readiness, grace).await;
+        background.cancel();
+        for task in awaited {
+            let _ = task.await;
+        }
+        flush_producer(producer.get(), grace).await;
+        drained
     }
 }
 

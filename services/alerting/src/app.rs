@@ -11,9 +11,7 @@ use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
 use cx_runtime::outbox::OutboxFeed;
-use cx_runtime::server::{
-    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
-};
+use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use cx_scoring::store::WindowStore;
 use serde::Deserialize;
@@ -273,39 +271,23 @@ impl AlertingApp {
                 ("/cx.v1.AlertService/", Scope::AlertsRead),
             ]),
         );
-        let (health_reporter, health_service) = grpc::health();
-        health_reporter
-            .set_serving::<AlertServiceServer<GrpcAlerts>>()
-            .await;
-        let grpc_server = grpc_builder(&config)?
-            .layer(auth)
-            .add_service(health_service)
-            .add_service(grpc::reflection().map_err(ServerError::from)?)
-            .add_service(AlertServiceServer::new(GrpcAlerts {
-                store: alerts,
-                feed,
-                stop: shutdown.clone(),
-            }))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
-        let serving = Serving::start(
-            &config,
-            grpc_server,
-            listeners.http,
-            admin::router(readiness.clone()),
-            shutdown.clone().cancelled_owned(),
-        );
+        let service = AlertServiceServer::new(GrpcAlerts {
+            store: alerts,
+            feed,
+            stop: shutdown.clone(),
+        });
+        let http_router = admin::router(readiness.clone());
+        let serving =
+            Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 
         shutdown.cancelled().await;
         readiness.set_draining();
         consumer::join(consumers, config.shutdown_grace).await;
-        let drained = serving.drain(&readiness, config.shutdown_grace).await;
-        // Alerts the relay has not published yet stay in the outbox for the
-        // next lease holder.
-        background.cancel();
-        flush_producer(producer.get(), config.shutdown_grace).await;
-        Ok(drained?)
+        // The relay is not waited for: alerts it has not published yet stay
+        // in the outbox for the next lease holder.
+        let grace = config.shutdown_grace;
+        Ok(serving
+            .shut_down(&readiness, &background, Vec::new(), &producer, grace)
+            .await?)
     }
 }

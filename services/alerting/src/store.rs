@@ -214,21 +214,7 @@ impl AlertStore {
     /// Many alerts in one round trip, in the order asked; missing ones
     /// (expired) are left out.
     pub async fn get_many(&self, alert_ids: &[String]) -> Result<Vec<(Alert, String)>, RedisError> {
-        if alert_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in alert_ids {
-            pipe.cmd("HMGET").arg(self.alert_key(id)).arg(&[
-                "json",
-                "suppressed",
-                "sid",
-                "ack_by",
-                "ack_at",
-            ]);
-        }
-        let mut conn = self.conn().await?;
-        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
+        let rows = self.alert_fields(alert_ids).await?;
         Ok(rows.iter().filter_map(|fields| assemble(fields)).collect())
     }
 
@@ -279,6 +265,18 @@ impl AlertStore {
 
     /// Alerts by id, in order; `None` for one past retention.
     async fn get_each(&self, alert_ids: &[String]) -> Result<Vec<Option<Alert>>, RedisError> {
+        let rows = self.alert_fields(alert_ids).await?;
+        Ok(rows
+            .iter()
+            .map(|fields| assemble(fields).map(|(alert, _)| alert))
+            .collect())
+    }
+
+    /// The [`assemble`] fields of each alert, in one round trip.
+    async fn alert_fields(
+        &self,
+        alert_ids: &[String],
+    ) -> Result<Vec<Vec<Option<String>>>, RedisError> {
         if alert_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -293,11 +291,7 @@ impl AlertStore {
             ]);
         }
         let mut conn = self.conn().await?;
-        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await?;
-        Ok(rows
-            .iter()
-            .map(|fields| assemble(fields).map(|(alert, _)| alert))
-            .collect())
+        pipe.query_async(&mut conn).await
     }
 }
 

@@ -10,9 +10,7 @@ use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
 use cx_runtime::outbox::OutboxFeed;
-use cx_runtime::server::{
-    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
-};
+use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use cx_tasks::{Directory, SlaConfig};
 use serde::Deserialize;
@@ -272,42 +270,26 @@ impl FollowupApp {
                 ("/v1/", Scope::FollowupsRead),
             ]),
         );
-        let (health_reporter, health_service) = grpc::health();
-        health_reporter
-            .set_serving::<FollowUpServiceServer<GrpcFollowups>>()
-            .await;
-        let grpc_server = grpc_builder(&config)?
-            .layer(auth.clone())
-            .add_service(health_service)
-            .add_service(grpc::reflection().map_err(ServerError::from)?)
-            .add_service(FollowUpServiceServer::new(GrpcFollowups {
-                followups: followups.clone(),
-                feed,
-                stop: shutdown.clone(),
-            }))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
+        let service = FollowUpServiceServer::new(GrpcFollowups {
+            followups: followups.clone(),
+            feed,
+            stop: shutdown.clone(),
+        });
         let http_router = api::http_routes(store.clone())
-            .layer(auth)
+            .layer(auth.clone())
             .merge(admin::router(readiness.clone()));
-        let serving = Serving::start(
-            &config,
-            grpc_server,
-            listeners.http,
-            http_router,
-            shutdown.clone().cancelled_owned(),
-        );
+        let serving =
+            Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 
         shutdown.cancelled().await;
         readiness.set_draining();
         consumer::join(consumers, config.shutdown_grace).await;
         let _ = timer_task.await;
-        let drained = serving.drain(&readiness, config.shutdown_grace).await;
-        background.cancel();
-        let _ = relay_task.await;
-        flush_producer(producer.get(), config.shutdown_grace).await;
-        Ok(drained?)
+        // The relay's last publishes are flushed with the rest.
+        let awaited = vec![relay_task];
+        let grace = config.shutdown_grace;
+        Ok(serving
+            .shut_down(&readiness, &background, awaited, &producer, grace)
+            .await?)
     }
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use cx_proto::v1::ingest_service_server::IngestServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
-use cx_runtime::server::{
-    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
-};
+use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -142,38 +140,21 @@ impl IngestApp {
         ]);
         let auth = AuthLayer::new(config.auth.clone(), policy);
 
-        let (health_reporter, health_service) = grpc::health();
-        health_reporter
-            .set_serving::<IngestServiceServer<GrpcIngest>>()
-            .await;
-        let ingest_service = IngestServiceServer::new(GrpcIngest {
+        let service = IngestServiceServer::new(GrpcIngest {
             ingestor: ingestor.clone(),
         })
         .max_decoding_message_size(api::MAX_BATCH_BODY_BYTES + 64 * 1024);
-        let grpc_server = grpc_builder(&config)?
-            .layer(auth.clone())
-            .add_service(health_service)
-            .add_service(grpc::reflection().map_err(ServerError::from)?)
-            .add_service(ingest_service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
         let http_router = api::http_routes(ingestor.clone())
-            .layer(auth)
+            .layer(auth.clone())
             .merge(admin::router(readiness.clone()));
-        let serving = Serving::start(
-            &config,
-            grpc_server,
-            listeners.http,
-            http_router,
-            shutdown.clone().cancelled_owned(),
-        );
+        let serving =
+            Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 
         shutdown.cancelled().await;
-        let drained = serving.drain(&readiness, config.shutdown_grace).await;
-        background.cancel();
-        flush_producer(ingestor.producer().get(), config.shutdown_grace).await;
-        Ok(drained?)
+        let producer = ingestor.producer();
+        let grace = config.shutdown_grace;
+        Ok(serving
+            .shut_down(&readiness, &background, Vec::new(), producer, grace)
+            .await?)
     }
 }

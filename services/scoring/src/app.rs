@@ -10,9 +10,7 @@ use cx_proto::v1::metrics_service_server::MetricsServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
 use cx_runtime::kafka::SharedProducer;
-use cx_runtime::server::{
-    flush_producer, grpc_builder, watch_dependencies, Listeners, ServerError, Serving,
-};
+use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -180,33 +178,17 @@ impl ScoringApp {
             config.auth.clone(),
             grpc::policy(&[("/cx.v1.MetricsService/", Scope::MetricsRead)]),
         );
-        let (health_reporter, health_service) = grpc::health();
-        health_reporter
-            .set_serving::<MetricsServiceServer<GrpcMetrics>>()
-            .await;
-        let grpc_server = grpc_builder(&config)?
-            .layer(auth)
-            .add_service(health_service)
-            .add_service(grpc::reflection().map_err(ServerError::from)?)
-            .add_service(MetricsServiceServer::new(GrpcMetrics { store }))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
-                shutdown.clone().cancelled_owned(),
-            );
-        let serving = Serving::start(
-            &config,
-            grpc_server,
-            listeners.http,
-            admin::router(readiness.clone()),
-            shutdown.clone().cancelled_owned(),
-        );
+        let service = MetricsServiceServer::new(GrpcMetrics { store });
+        let http_router = admin::router(readiness.clone());
+        let serving =
+            Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 
         shutdown.cancelled().await;
         readiness.set_draining();
         consumer::join(vec![consumer_task], config.shutdown_grace).await;
-        let drained = serving.drain(&readiness, config.shutdown_grace).await;
-        background.cancel();
-        flush_producer(producer.get(), config.shutdown_grace).await;
-        Ok(drained?)
+        let grace = config.shutdown_grace;
+        Ok(serving
+            .shut_down(&readiness, &background, Vec::new(), &producer, grace)
+            .await?)
     }
 }

@@ -6,12 +6,10 @@ use cx_proto::v1;
 use time::OffsetDateTime;
 use tonic::Request;
 
-use super::{emit, emit_json, is_transport, unary, CliError, CmdResult, Ctx};
+use super::{emit, emit_json, fetch_pages, is_transport, unary, CliError, CmdResult, Ctx, Page};
 use crate::output::{self, Align, Table};
 use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
 
-/// Largest page asked for; the service may return fewer.
-const PAGE_SIZE: u32 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 fn since(text: Option<&str>, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, CliError> {
@@ -86,42 +84,23 @@ pub async fn list(ctx: &Ctx, args: AlertsListArgs) -> CmdResult {
     let now = OffsetDateTime::now_utc();
     let since = since(args.since.as_deref(), now)?;
     let mut client = ctx.alerts().await?;
-    let limit = if args.limit == 0 {
-        u32::MAX
-    } else {
-        args.limit
-    };
-    let mut alerts = Vec::new();
-    let mut page_token = String::new();
-    let mut more = false;
-    loop {
-        let remaining = limit - u32::try_from(alerts.len()).unwrap_or(u32::MAX);
+    let (alerts, more) = fetch_pages(args.limit, async |page_size, page_token| {
         let request = v1::ListAlertsRequest {
             since: since.map(output::to_timestamp),
             severity: args.severity.clone().unwrap_or_default(),
             dimension: args.dimension.clone().unwrap_or_default(),
             key: args.key.clone().unwrap_or_default(),
             acknowledged: args.unacked.then_some(false),
-            page_size: remaining.min(PAGE_SIZE),
-            page_token: page_token.clone(),
+            page_size,
+            page_token,
         };
         let page = client.list_alerts(unary(request)).await?.into_inner();
-        let room = usize::try_from(remaining).unwrap_or(usize::MAX);
-        let got = page.alerts.len();
-        alerts.extend(page.alerts.into_iter().take(room));
-        if got > room {
-            more = true;
-            break;
-        }
-        if page.next_page_token.is_empty() || got == 0 {
-            break;
-        }
-        if got == room {
-            more = true;
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+        Ok(Page {
+            items: page.alerts,
+            next_page_token: page.next_page_token,
+        })
+    })
+    .await?;
 
     if ctx.json {
         alerts

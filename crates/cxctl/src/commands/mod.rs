@@ -321,6 +321,49 @@ pub fn unary<T>(message: T) -> Request<T> {
     request
 }
 
+/// Largest page a list command asks for; the service may return fewer.
+const PAGE_SIZE: u32 = 500;
+
+/// One page of a list call: its items and the token of the next page
+/// (empty after the last).
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+/// Fetches pages with `fetch_page(page_size, page_token)` until `limit`
+/// items (0: no limit) or the last page. The flag is true when more items
+/// may match than were returned.
+pub async fn fetch_pages<T>(
+    limit: u32,
+    mut fetch_page: impl AsyncFnMut(u32, String) -> Result<Page<T>, Exit>,
+) -> Result<(Vec<T>, bool), Exit> {
+    let limit = if limit == 0 { u32::MAX } else { limit };
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    let mut more = false;
+    loop {
+        let remaining = limit - u32::try_from(items.len()).unwrap_or(u32::MAX);
+        let page = fetch_page(remaining.min(PAGE_SIZE), page_token.clone()).await?;
+        let room = usize::try_from(remaining).unwrap_or(usize::MAX);
+        let got = page.items.len();
+        items.extend(page.items.into_iter().take(room));
+        if got > room {
+            more = true;
+            break;
+        }
+        if page.next_page_token.is_empty() || got == 0 {
+            break;
+        }
+        if got == room {
+            more = true;
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    Ok((items, more))
+}
+
 /// One line to stdout; a closed pipe (`| head`) ends the program quietly.
 pub fn emit(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -517,5 +560,48 @@ mod tests {
             CliError::from(Status::failed_precondition("stale version")).exit_code(),
             1
         );
+    }
+
+    /// A service holding `total` items, answering pages of at most `page_size`.
+    async fn list_of(total: usize, limit: u32) -> (Vec<usize>, bool, Vec<u32>) {
+        let mut asked = Vec::new();
+        let (items, more) = fetch_pages(limit, async |page_size, page_token| {
+            asked.push(page_size);
+            let start: usize = if page_token.is_empty() {
+                0
+            } else {
+                page_token.parse().unwrap()
+            };
+            let end = (start + page_size as usize).min(total);
+            Ok(Page {
+                items: (start..end).collect(),
+                next_page_token: if end < total {
+                    end.to_string()
+                } else {
+                    String::new()
+                },
+            })
+        })
+        .await
+        .unwrap();
+        (items, more, asked)
+    }
+
+    #[tokio::test]
+    async fn fetch_pages_stops_at_the_limit_or_the_last_page() {
+        // No limit: every page, in order.
+        let (items, more, asked) = list_of(1200, 0).await;
+        assert_eq!(items, (0..1200).collect::<Vec<_>>());
+        assert!(!more);
+        assert_eq!(asked, [500, 500, 500]);
+        // The limit asks for no more than it keeps; more may match.
+        let (items, more, asked) = list_of(1200, 700).await;
+        assert_eq!(items.len(), 700);
+        assert!(more);
+        assert_eq!(asked, [500, 200]);
+        // The limit met by the last page: nothing more.
+        let (items, more, _) = list_of(300, 1000).await;
+        assert_eq!(items.len(), 300);
+        assert!(!more);
     }
 }

@@ -4,50 +4,28 @@ use cx_proto::v1;
 use time::OffsetDateTime;
 use tonic::Request;
 
-use super::{emit, emit_json, unary, CmdResult, Ctx};
+use super::{emit, emit_json, fetch_pages, unary, CmdResult, Ctx, Page};
 use crate::output;
 use crate::{TasksListArgs, TasksUpdateArgs, TasksWatchArgs};
 
-/// Largest page asked for; the service may return fewer.
-const PAGE_SIZE: u32 = 500;
-
 pub async fn list(ctx: &Ctx, args: TasksListArgs) -> CmdResult {
     let mut client = ctx.followup().await?;
-    let limit = if args.limit == 0 {
-        u32::MAX
-    } else {
-        args.limit
-    };
-    let mut tasks = Vec::new();
-    let mut page_token = String::new();
-    let mut more = false;
-    loop {
-        let remaining = limit - u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+    let (tasks, more) = fetch_pages(args.limit, async |page_size, page_token| {
         let request = v1::ListTasksRequest {
             state: args.state.clone().unwrap_or_default(),
             owner: args.owner.clone().unwrap_or_default(),
             customer_id: args.customer.clone().unwrap_or_default(),
             overdue_only: args.overdue,
-            page_size: remaining.min(PAGE_SIZE),
-            page_token: page_token.clone(),
+            page_size,
+            page_token,
         };
         let page = client.list_tasks(unary(request)).await?.into_inner();
-        let room = usize::try_from(remaining).unwrap_or(usize::MAX);
-        let got = page.tasks.len();
-        tasks.extend(page.tasks.into_iter().take(room));
-        if got > room {
-            more = true;
-            break;
-        }
-        if page.next_page_token.is_empty() || got == 0 {
-            break;
-        }
-        if got == room {
-            more = true;
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+        Ok(Page {
+            items: page.tasks,
+            next_page_token: page.next_page_token,
+        })
+    })
+    .await?;
 
     if ctx.json {
         tasks.iter().for_each(|t| emit_json(&output::task_json(t)));
