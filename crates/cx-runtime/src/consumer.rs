@@ -92,11 +92,14 @@ pub fn consumer(
         // default, each with ~200 bytes of bookkeeping besides its payload:
         // a service working through a backlog held all of it (63 MB of
         // cx-scoring's 96 MB heap peak under a 200 000-record backlog).
-        // Half a batch per partition still has the next batch waiting.
+        // Half a batch per partition still has the next batch waiting, as
+        // long as a partition that reached it is fetched again soon: the
+        // default 1 s pause cut cx-scoring's backlog rate by a third.
         .set(
             "queued.min.messages",
             (settings.max_batch / 2).clamp(100, 100_000).to_string(),
-        );
+        )
+        .set("fetch.queue.backoff.ms", "20");
     for (name, value) in &kafka.properties {
         if !is_producer_only(name) {
             config.set(name, value);

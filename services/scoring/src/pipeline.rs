@@ -13,7 +13,7 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 
 use crate::score::{Scored, Scorer};
-use crate::store::WindowStore;
+use crate::store::{PreparedApply, WindowStore};
 use crate::telemetry;
 
 /// Events older than the largest window cannot be counted anywhere.
@@ -33,6 +33,7 @@ pub struct ScoringHandler {
 pub struct PreparedBatch {
     scored: Vec<Scored>,
     dead: Vec<(usize, String)>,
+    store: PreparedApply,
 }
 
 impl ScoringHandler {
@@ -95,17 +96,19 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
 
     fn prepare(&self, batch: &[OwnedMessage]) -> PreparedBatch {
         let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut prepared = PreparedBatch {
-            scored: Vec::with_capacity(batch.len()),
-            dead: Vec::new(),
-        };
+        let mut scored = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
         for (position, message) in batch.iter().enumerate() {
             match self.triage(message, now_s) {
-                Ok(scored) => prepared.scored.push(scored),
-                Err(reason) => prepared.dead.push((position, reason)),
+                Ok(one) => scored.push(one),
+                Err(reason) => dead.push((position, reason)),
             }
         }
-        prepared
+        PreparedBatch {
+            store: self.store.prepare(&scored, now_s),
+            scored,
+            dead,
+        }
     }
 
     async fn apply(
@@ -130,7 +133,7 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         let scored = &mut prepared.scored;
         let applied = self
             .store
-            .apply(scored, now_s)
+            .apply_prepared(scored, &mut prepared.store)
             .await
             .map_err(|e| format!("redis: {e}"))?;
         let scored_at = cx_proto::prost_types::Timestamp {
