@@ -8,7 +8,8 @@
 # latency at 2k interactions/s (cx-bench loop-latency).
 #
 # "throughput" runs all four services and offers 20k interactions/s in
-# batches for 20 s: the sustained end-to-end rate, nothing lost.
+# batches for 20 s (CX_BENCH_RATE, CX_BENCH_SECONDS): the sustained
+# end-to-end rate, nothing lost.
 #
 #   deploy/local/bench.sh [ingest|scoring|loop|throughput|criterion|all]
 set -euo pipefail
@@ -82,7 +83,7 @@ if [ "$what" = loop ] || [ "$what" = all ]; then
 fi
 if [ "$what" = throughput ] || [ "$what" = all ]; then
   start_loop
-  target/release/cx-bench loop-latency --rate "${CX_BENCH_RATE:-20000}" --seconds 20 \
+  target/release/cx-bench loop-latency --rate "${CX_BENCH_RATE:-20000}" --seconds "${CX_BENCH_SECONDS:-20}" \
     --batch 500 --detractor-share 0.05 --tasks --wait-seconds 120
   peak_rss
   stop_services
