@@ -65,12 +65,16 @@ start_loop() {
   start_service alerting 8083
   start_service followup 8084
 }
+cpu_s() { # CPU seconds (user + system) a process has used
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
 peak_rss() {
   # start_service appended their PIDs in this order.
   local names=(ingest scoring alerting followup) i
   for i in "${!names[@]}"; do
-    echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status")"
+    echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status"), CPU $(cpu_s "${pids[$i]}") s"
   done
+  echo "redis-server CPU $(cpu_s "$(cat "$CX_STACK_STATE/redis.pid")") s, broker CPU $(cpu_s "$(cat "$CX_STACK_STATE/kafka.pid")") s"
 }
 if [ "$what" = loop ] || [ "$what" = all ]; then
   start_loop
