@@ -75,6 +75,9 @@ peak_rss() {
     echo "cx-${names[$i]} peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/${pids[$i]}/status"), CPU $(cpu_s "${pids[$i]}") s"
   done
   echo "redis-server CPU $(cpu_s "$(cat "$CX_STACK_STATE/redis.pid")") s, broker CPU $(cpu_s "$(cat "$CX_STACK_STATE/kafka.pid")") s"
+  echo "Redis commands by time spent (calls, seconds):"
+  redis-cli -p "${CX_STACK_REDIS_PORT:-6379}" info commandstats | awk -F'[:=,]' '/^cmdstat_/ {printf "  %-22s %10d %8.2f\n", substr($1, 9), $3, $5 / 1e6}' |
+    sort -k3 -nr | head -10
 }
 if [ "$what" = loop ] || [ "$what" = all ]; then
   start_loop

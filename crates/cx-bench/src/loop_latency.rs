@@ -667,6 +667,12 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
         accepted as f64 / end_to_end_s.max(1e-9),
         (last_effect - last_ack).as_secs_f64(),
     );
+    if let Some(at) = all_counted_at {
+        println!(
+            "the windows counted every accepted interaction {:.2} s after the last acknowledgement (checked every 50 ms)",
+            ms_between(last_ack, at) / 1e3
+        );
+    }
     println!();
     println!("| count | value |");
     println!("|---|---|");

@@ -97,7 +97,7 @@ pub fn consumer(
         // default 1 s pause cut cx-scoring's backlog rate by a third.
         .set(
             "queued.min.messages",
-            (settings.max_batch / 2).clamp(100, 100_000).to_string(),
+            (settings.max_batch / 2).clamp(1000, 100_000).to_string(),
         )
         .set("fetch.queue.backoff.ms", "20");
     for (name, value) in &kafka.properties {
