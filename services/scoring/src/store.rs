@@ -42,47 +42,39 @@ const COUNTERS: usize = 16;
 /// hash grows past a 64th of a day's interactions.
 pub const MARK_SHARDS: u64 = 64;
 
-/// ARGV: prefix, mark_ttl, now, repeat_s (unused), n_events,
-///   per event: interaction_id, customer_id, occurred_at, known_counted (0/1), mark hash;
+/// ARGV: index_horizon (ranking entries older than this are trimmed),
+///   n_groups, per mark hash: key, expire_at, n, then n pairs (interaction_id, `1`);
 ///   n_buckets, per bucket: key, expire_at, packed delta;
 ///   n_index, per index entry: index key, member, latest time.
-/// Reply: {0, {dup positions}} or {2, reason} (nothing written either way),
-/// or {1, {}}.
+/// Only interactions not known to be counted are sent. The pairs are
+/// `HSET`'s arguments as they are, so the script builds no per-event
+/// table to write them.
+/// Reply: {0, {positions among the ids sent, 1-based}} or {2, reason}
+/// (nothing written either way), or {1, {}}.
 const APPLY_BATCH: &str = r#"
-local prefix = ARGV[1]
-local mark_ttl = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local repeat_s = tonumber(ARGV[4])
-local nevents = tonumber(ARGV[5])
-local first_event = 6
-local per_event = 5
--- Events not known to be counted, grouped by mark hash.
-local marks, mark_order = {}, {}
-for n = 0, nevents - 1 do
-  local at = first_event + per_event * n
-  if ARGV[at + 3] == '0' then
-    local key = ARGV[at + 4]
-    if not marks[key] then
-      marks[key] = {}
-      mark_order[#mark_order + 1] = key
-    end
-    local group = marks[key]
-    group[#group + 1] = n
-  end
-end
+local index_horizon = tonumber(ARGV[1])
+local ngroups = tonumber(ARGV[2])
+local i = 3
+local groups = {}
 local dups = {}
-for _, key in ipairs(mark_order) do
-  local group = marks[key]
-  for from = 1, #group, 1000 do
+local sent = 0
+for g = 1, ngroups do
+  local key, n = ARGV[i], tonumber(ARGV[i + 2])
+  local first = i + 3
+  groups[g] = {key, ARGV[i + 1], first, n}
+  for from = 0, n - 1, 1000 do
+    local upto = math.min(from + 999, n - 1)
     local ids = {}
-    for k = from, math.min(from + 999, #group) do
-      ids[#ids + 1] = ARGV[first_event + per_event * group[k]]
+    for k = from, upto do
+      ids[#ids + 1] = ARGV[first + 2 * k]
     end
     local seen = redis.call('HMGET', key, unpack(ids))
     for k = 1, #seen do
-      if seen[k] then dups[#dups + 1] = group[from + k - 1] + 1 end
+      if seen[k] then dups[#dups + 1] = sent + from + k end
     end
   end
+  sent = sent + n
+  i = first + 2 * n
 end
 if #dups > 0 then
   return {0, dups}
@@ -90,7 +82,6 @@ end
 -- Read and check everything before the first write: Redis does not undo a
 -- script that fails half-way, and marks without counts would lose data.
 local fmt = '<' .. string.rep('i8', 16)
-local i = first_event + per_event * nevents
 local nbuckets = tonumber(ARGV[i])
 local bucket_at = i + 1
 -- MGET answers nil for a key of another type; the SET below then replaces
@@ -110,19 +101,13 @@ for from = 0, nbuckets - 1, 1000 do
     current[from + k] = value
   end
 end
-for _, key in ipairs(mark_order) do
-  local group = marks[key]
-  for from = 1, #group, 1000 do
-    local fields = {}
-    for k = from, math.min(from + 999, #group) do
-      fields[#fields + 1] = ARGV[first_event + per_event * group[k]]
-      fields[#fields + 1] = '1'
-    end
-    redis.call('HSET', key, unpack(fields))
+for _, group in ipairs(groups) do
+  local key, expire_at, first, n = group[1], group[2], group[3], group[4]
+  for from = 0, n - 1, 1000 do
+    local upto = math.min(from + 999, n - 1)
+    redis.call('HSET', key, unpack(ARGV, first + 2 * from, first + 2 * upto + 1))
   end
-  -- The hash's day ends, then marks outlive the 7-day lateness limit.
-  local day_end = (math.floor(tonumber(ARGV[first_event + per_event * group[1] + 2]) / 86400) + 1) * 86400
-  redis.call('EXPIREAT', key, day_end + mark_ttl)
+  redis.call('EXPIREAT', key, expire_at)
 end
 for b = 0, nbuckets - 1 do
   local at = bucket_at + 3 * b
@@ -145,7 +130,7 @@ for x = 1, nindex do
   i = i + 3
 end
 for index in pairs(indexes) do
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', now - mark_ttl)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', index_horizon)
 end
 return {1, {}}
 "#;
@@ -182,6 +167,8 @@ pub fn unpack(bytes: &[u8]) -> Aggregate {
 pub struct PreparedApply {
     counted_before: Vec<bool>,
     call: redis::Cmd,
+    /// Batch position of each interaction id the call sends, in order.
+    sent: Vec<usize>,
     now_s: i64,
 }
 
@@ -276,6 +263,15 @@ fn fnv1a(text: &str) -> u64 {
     hash
 }
 
+/// An interaction's mark hash: its event day and a stable shard (FNV-1a,
+/// the same in every process and replica).
+fn mark_of(interaction_id: &str, occurred_at_s: i64) -> (i64, u64) {
+    (
+        occurred_at_s.div_euclid(86_400),
+        fnv1a(interaction_id) % MARK_SHARDS,
+    )
+}
+
 #[derive(Clone)]
 pub struct WindowStore {
     redis: RedisPool,
@@ -323,10 +319,11 @@ impl WindowStore {
             .iter()
             .map(|s| !first_seen.insert(s.interaction().interaction_id.as_str()))
             .collect();
-        let call = self.script_call(batch, &counted_before, now_s);
+        let (call, sent) = self.script_call(batch, &counted_before, now_s);
         PreparedApply {
             counted_before,
             call,
+            sent,
             now_s,
         }
     }
@@ -368,11 +365,12 @@ impl WindowStore {
                     })
                     .collect());
             }
-            let values: Vec<i64> = redis::from_redis_value(detail)?;
-            for position in values {
-                prepared.counted_before[(position - 1) as usize] = true;
+            let values: Vec<usize> = redis::from_redis_value(detail)?;
+            for sent_index in values {
+                prepared.counted_before[prepared.sent[sent_index - 1]] = true;
             }
-            prepared.call = self.script_call(batch, &prepared.counted_before, prepared.now_s);
+            (prepared.call, prepared.sent) =
+                self.script_call(batch, &prepared.counted_before, prepared.now_s);
         }
     }
 
@@ -451,26 +449,43 @@ impl WindowStore {
             .collect())
     }
 
-    /// Builds the script call (EVALSHA, no keys): events, pre-aggregated
-    /// bucket deltas of the events not counted before, and the ranking index
-    /// updates.
-    fn script_call(&self, batch: &[Scored], counted_before: &[bool], now_s: i64) -> redis::Cmd {
+    /// Builds the script call (EVALSHA, no keys): the marks to check and set
+    /// for the events not counted before, grouped by mark hash, their
+    /// pre-aggregated bucket deltas, and the ranking index updates. Also
+    /// answers the batch position of each interaction id sent.
+    fn script_call(
+        &self,
+        batch: &[Scored],
+        counted_before: &[bool],
+        now_s: i64,
+    ) -> (redis::Cmd, Vec<usize>) {
         let PreAggregated { buckets, latest } = pre_aggregate(batch, counted_before, now_s);
+        let mut groups: FastMap<String, (i64, Vec<usize>)> = FastMap::default();
+        for (position, (scored, before)) in batch.iter().zip(counted_before).enumerate() {
+            if *before {
+                continue;
+            }
+            let (day, shard) = mark_of(&scored.interaction().interaction_id, scored.occurred_at_s);
+            groups
+                .entry(self.mark_key(day, shard))
+                // The hash's day ends, then marks outlive the 7-day lateness limit.
+                .or_insert_with(|| ((day + 1) * 86_400 + MARK_TTL_S, Vec::new()))
+                .1
+                .push(position);
+        }
         let mut call = redis::cmd("EVALSHA");
         call.arg(self.script.get_hash())
             .arg(0)
-            .arg(&self.prefix)
-            .arg(MARK_TTL_S)
-            .arg(now_s)
-            .arg(REPEAT_CONTACT_S)
-            .arg(batch.len());
-        for (scored, before) in batch.iter().zip(counted_before) {
-            let interaction = scored.interaction();
-            call.arg(&interaction.interaction_id)
-                .arg(&interaction.customer_id)
-                .arg(scored.occurred_at_s)
-                .arg(if *before { "1" } else { "0" })
-                .arg(self.mark_key(&interaction.interaction_id, scored.occurred_at_s));
+            .arg(now_s - MARK_TTL_S)
+            .arg(groups.len());
+        let mut sent = Vec::with_capacity(batch.len());
+        for (key, (expire_at, positions)) in &groups {
+            call.arg(key).arg(*expire_at).arg(positions.len());
+            for &position in positions {
+                call.arg(&batch[position].interaction().interaction_id)
+                    .arg("1");
+            }
+            sent.extend_from_slice(positions);
         }
         call.arg(buckets.len());
         for (bucket, (expires, aggregate)) in &buckets {
@@ -488,18 +503,12 @@ impl WindowStore {
             .arg(*key)
             .arg(*t);
         }
-        call
+        (call, sent)
     }
 
-    /// The mark hash of an interaction: its event day and a stable shard
-    /// (FNV-1a, the same in every process and replica).
-    fn mark_key(&self, interaction_id: &str, occurred_at_s: i64) -> String {
-        let day = occurred_at_s.div_euclid(86_400);
-        format!(
-            "{}:scoring:seen:{day}:{}",
-            self.prefix,
-            fnv1a(interaction_id) % MARK_SHARDS
-        )
+    /// The mark hash of an event day and shard (see [`mark_of`]).
+    fn mark_key(&self, day: i64, shard: u64) -> String {
+        format!("{}:scoring:seen:{day}:{shard}", self.prefix)
     }
 
     fn bucket_key(&self, window: Window, dimension: Dimension, key: &str, bucket: i64) -> String {
