@@ -12,7 +12,12 @@ start_service() {
     curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  echo "cx-$1 did not become ready; see $run/$1.log" >&2
+  echo "cx-$1 did not become ready; see $run/$1.log:" >&2
+  tail -n 5 "$run/$1.log" >&2
+  if grep -q "Address already in use" "$run/$1.log" && command -v ss >/dev/null; then
+    echo "sockets on its ports:" >&2
+    ss -tanp | grep -E ":($2|$(grep -o '127.0.0.1:[0-9]*' "$run/$1.log" | head -1 | cut -d: -f2))\b" >&2 || true
+  fi
   exit 1
 }
 

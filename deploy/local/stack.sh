@@ -61,6 +61,23 @@ wait_for() { # name port seconds
   return 1
 }
 
+# The services' default ports (50051–50054, 8081–8084) lie inside Linux's
+# ephemeral range, so a client connection (a readiness poll, a Redis or
+# Kafka connection) can take one as its source port, and a service that
+# starts while it lingers in TIME_WAIT cannot bind it. Reserving them keeps
+# the kernel from handing them out. Best effort: it needs root.
+reserve_service_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports wanted="50051-50054,8081-8084" current
+  [ -r "$file" ] || return 0
+  current="$(cat "$file")"
+  case ",$current," in *",50051-50054,"*) return 0 ;; esac
+  if as_root sh -c "echo '${current:+$current,}$wanted' > $file" 2>/dev/null; then
+    log "reserved the service ports $wanted (net.ipv4.ip_local_reserved_ports)"
+  else
+    log "could not reserve ports $wanted; a service may rarely fail to bind (Address already in use)"
+  fi
+}
+
 start_redis() {
   if answers "$redis_port"; then
     log "redis already answers on $redis_port: using it (not ours to stop)"
@@ -114,6 +131,7 @@ case "${1:-}" in
   up)
     install
     mkdir -p "$state"
+    reserve_service_ports
     start_redis
     start_kafka
     ;;
