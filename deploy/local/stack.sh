@@ -62,10 +62,11 @@ wait_for() { # name port seconds
 }
 
 # The services' default ports (50051–50054, 8081–8084) lie inside Linux's
-# ephemeral range, so a client connection (a readiness poll, a Redis or
-# Kafka connection) can take one as its source port, and a service that
-# starts while it lingers in TIME_WAIT cannot bind it. Reserving them keeps
-# the kernel from handing them out. Best effort: it needs root.
+# ephemeral range, so the kernel may hand one to a client connection as its
+# source port; a service starting meanwhile cannot bind it (cx-followup
+# failed so on 50054 in three bench runs in a row, and not once the ports
+# were reserved). Reserving them keeps the kernel from handing them out.
+# Best effort: it needs root.
 reserve_service_ports() {
   local file=/proc/sys/net/ipv4/ip_local_reserved_ports wanted="50051-50054,8081-8084" current
   [ -r "$file" ] || return 0
