@@ -322,6 +322,28 @@ fn start_consumer(
     }))
 }
 
+/// [`start_consumer`] off the async workers (it blocks until positioned).
+async fn start_feed(
+    brokers: &str,
+    topic: &str,
+    feed: Feed,
+    prefix: &str,
+    arrivals: &Arc<Arrivals>,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, BoxError> {
+    let (brokers, topic, prefix, arrivals, stop) = (
+        brokers.to_owned(),
+        topic.to_owned(),
+        prefix.to_owned(),
+        arrivals.clone(),
+        stop.clone(),
+    );
+    Ok(tokio::task::spawn_blocking(move || {
+        start_consumer(&brokers, &topic, feed, prefix, arrivals, stop).map_err(|e| e.to_string())
+    })
+    .await??)
+}
+
 /// One interaction of the run: unique customer and interaction ids.
 fn loop_interaction(rng: &mut StdRng, run: &str, n: usize, detractor: bool) -> v1::Interaction {
     let mut i = crate::interaction(rng, format!("ll-{run}-{n}"));
@@ -459,37 +481,28 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let alerts = Arc::new(Arrivals::default());
     let tasks = Arc::new(Arrivals::default());
-    let mut consumers = Vec::new();
-    {
-        let (brokers, topic, prefix, arrivals, stop) = (
-            args.brokers.clone(),
-            args.alerts_topic.clone(),
-            prefix.clone(),
-            alerts.clone(),
-            stop.clone(),
-        );
-        consumers.push(
-            tokio::task::spawn_blocking(move || {
-                start_consumer(&brokers, &topic, Feed::Alerts, prefix, arrivals, stop)
-                    .map_err(|e| e.to_string())
-            })
-            .await??,
-        );
-    }
+    let mut consumers = vec![
+        start_feed(
+            &args.brokers,
+            &args.alerts_topic,
+            Feed::Alerts,
+            &prefix,
+            &alerts,
+            &stop,
+        )
+        .await?,
+    ];
     if args.tasks {
-        let (brokers, topic, prefix, arrivals, stop) = (
-            args.brokers.clone(),
-            args.followups_topic.clone(),
-            prefix.clone(),
-            tasks.clone(),
-            stop.clone(),
-        );
         consumers.push(
-            tokio::task::spawn_blocking(move || {
-                start_consumer(&brokers, &topic, Feed::Tasks, prefix, arrivals, stop)
-                    .map_err(|e| e.to_string())
-            })
-            .await??,
+            start_feed(
+                &args.brokers,
+                &args.followups_topic,
+                Feed::Tasks,
+                &prefix,
+                &tasks,
+                &stop,
+            )
+            .await?,
         );
     }
 

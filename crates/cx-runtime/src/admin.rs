@@ -26,6 +26,17 @@ struct ReadinessState {
 }
 
 impl Readiness {
+    /// Readiness that waits for `checks` (each failing until first
+    /// reported). Checks reported later without registering (a service's
+    /// `pipeline`) count from their first report.
+    pub fn waiting_for(checks: &[&'static str]) -> Readiness {
+        let readiness = Readiness::default();
+        for check in checks {
+            readiness.register(check);
+        }
+        readiness
+    }
+
     /// Registers a check as failing until first reported.
     pub fn register(&self, name: &'static str) {
         self.lock()
@@ -134,5 +145,16 @@ mod tests {
         readiness.set_draining();
         assert!(!readiness.is_ready());
         assert!(readiness.failures().contains_key("draining"));
+    }
+
+    #[test]
+    fn waiting_for_registers_each_check_and_later_reports_count_too() {
+        let readiness = Readiness::waiting_for(&["kafka", "redis"]);
+        readiness.report("kafka", Ok(()));
+        assert_eq!(readiness.failures().keys().collect::<Vec<_>>(), ["redis"]);
+        readiness.report("redis", Ok(()));
+        assert!(readiness.is_ready());
+        readiness.report("pipeline", Err("redis down".into()));
+        assert!(!readiness.is_ready());
     }
 }

@@ -114,11 +114,7 @@ impl AlertingApp {
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-alerting")?);
-        let readiness = Readiness::default();
-        for check in ["kafka", "redis", "pipeline", "relay"] {
-            readiness.register(check);
-        }
-        readiness.report("pipeline", Ok(()));
+        let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         Ok(AlertingApp {
             config,
             settings,

@@ -103,11 +103,7 @@ impl FollowupApp {
         let redis = RedisPool::new(&config.redis_url)?;
         let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days);
         let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-followup")?);
-        let readiness = Readiness::default();
-        for check in ["kafka", "redis", "pipeline", "relay"] {
-            readiness.register(check);
-        }
-        readiness.report("pipeline", Ok(()));
+        let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         let followups = Followups {
             store,
             clock,

@@ -79,10 +79,7 @@ impl IngestApp {
             dedupe,
             Duration::from_millis(settings.in_flight_wait_ms),
         ));
-        let readiness = Readiness::default();
-        for check in ["kafka", "redis"] {
-            readiness.register(check);
-        }
+        let readiness = Readiness::waiting_for(&["kafka", "redis"]);
         Ok(IngestApp {
             config,
             listeners,

@@ -80,11 +80,7 @@ impl ScoringApp {
         let redis = RedisPool::new(&config.redis_url)?;
         let store = WindowStore::new(redis, &config.redis_key_prefix);
         let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-scoring")?);
-        let readiness = Readiness::default();
-        for check in ["kafka", "redis", "pipeline"] {
-            readiness.register(check);
-        }
-        readiness.report("pipeline", Ok(()));
+        let readiness = Readiness::waiting_for(&["kafka", "redis"]);
         Ok(ScoringApp {
             config,
             settings,

@@ -460,18 +460,19 @@ impl WindowStore {
         now_s: i64,
     ) -> (redis::Cmd, Vec<usize>) {
         let PreAggregated { buckets, latest } = pre_aggregate(batch, counted_before, now_s);
-        let mut groups: FastMap<String, (i64, Vec<usize>)> = FastMap::default();
+        // Grouped by (event day, shard): the key string is built once per
+        // mark hash, not per event.
+        let mut groups: FastMap<(i64, u64), Vec<usize>> = FastMap::default();
         for (position, (scored, before)) in batch.iter().zip(counted_before).enumerate() {
-            if *before {
-                continue;
+            if !*before {
+                groups
+                    .entry(mark_of(
+                        &scored.interaction().interaction_id,
+                        scored.occurred_at_s,
+                    ))
+                    .or_default()
+                    .push(position);
             }
-            let (day, shard) = mark_of(&scored.interaction().interaction_id, scored.occurred_at_s);
-            groups
-                .entry(self.mark_key(day, shard))
-                // The hash's day ends, then marks outlive the 7-day lateness limit.
-                .or_insert_with(|| ((day + 1) * 86_400 + MARK_TTL_S, Vec::new()))
-                .1
-                .push(position);
         }
         let mut call = redis::cmd("EVALSHA");
         call.arg(self.script.get_hash())
@@ -479,8 +480,12 @@ impl WindowStore {
             .arg(now_s - MARK_TTL_S)
             .arg(groups.len());
         let mut sent = Vec::with_capacity(batch.len());
-        for (key, (expire_at, positions)) in &groups {
-            call.arg(key).arg(*expire_at).arg(positions.len());
+        for (&(day, shard), positions) in &groups {
+            // The hash's day ends, then marks outlive the 7-day lateness limit.
+            let expire_at = (day + 1) * 86_400 + MARK_TTL_S;
+            call.arg(self.mark_key(day, shard))
+                .arg(expire_at)
+                .arg(positions.len());
             for &position in positions {
                 call.arg(&batch[position].interaction().interaction_id)
                     .arg("1");
