@@ -253,3 +253,97 @@ async fn staged_batches_are_prepared_while_the_previous_one_applies_and_commit_i
     let run = run_stages(&config, &settings, 0, 5).await;
     assert_eq!(run.applied, second, "nothing committed was redelivered");
 }
+
+/// Holds its first batch's apply until released, and records every
+/// prepared batch.
+struct HoldFirstApply {
+    prepared: std::sync::Mutex<Vec<Vec<String>>>,
+    applied: std::sync::Mutex<usize>,
+    first_applying: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    stop_after: usize,
+    stop: CancellationToken,
+}
+
+impl consumer::StagedHandler for HoldFirstApply {
+    type Prepared = usize;
+
+    fn prepare(&self, batch: &[OwnedMessage]) -> usize {
+        self.prepared
+            .lock()
+            .unwrap()
+            .push(batch.iter().map(payload).collect());
+        batch.len()
+    }
+
+    async fn apply(&self, _batch: &[OwnedMessage], prepared: &mut usize) -> Result<(), String> {
+        let first = *self.applied.lock().unwrap() == 0;
+        if first {
+            self.first_applying.notify_one();
+            self.release.notified().await;
+        }
+        let mut applied = self.applied.lock().unwrap();
+        *applied += *prepared;
+        if *applied >= self.stop_after {
+            self.stop.cancel();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn records_arriving_while_a_batch_applies_wait_for_it_in_one_next_batch() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
+    let topic = iso.topic("cx.consumer-fill-test");
+    kafka::ensure_topics(&config.kafka, &[&topic])
+        .await
+        .unwrap();
+    produce(&config, &topic, std::iter::once("first".to_string())).await;
+
+    let settings = ConsumerSettings {
+        max_batch: 100,
+        max_wait: Duration::from_millis(5),
+        ..ConsumerSettings::new(unique("cx-test-group"), vec![topic.clone()])
+    };
+    let stop = CancellationToken::new();
+    let handler = std::sync::Arc::new(HoldFirstApply {
+        prepared: Default::default(),
+        applied: Default::default(),
+        first_applying: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+        stop_after: 11,
+        stop: stop.clone(),
+    });
+    let stream = consumer::consumer(&config.kafka, &settings).unwrap();
+    let running = {
+        let handler = handler.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { consumer::run_staged(&stream, &settings, handler, &stop).await })
+    };
+    tokio::time::timeout(Duration::from_secs(30), handler.first_applying.notified())
+        .await
+        .expect("the first batch is applied within 30 s");
+    // Spread over far more than max_wait: a batch closed after max_wait
+    // would hold only the first of them.
+    let later: Vec<String> = (0..10).map(|i| format!("later-{i}")).collect();
+    for value in &later {
+        produce(&config, &topic, std::iter::once(value.clone())).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Until the consumer has fetched them all (a fetch may wait fetch.wait.max.ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    handler.release.notify_one();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("all 11 records applied within 30 s")
+        .unwrap()
+        .unwrap();
+    let prepared = handler.prepared.lock().unwrap().clone();
+    assert_eq!(
+        prepared,
+        vec![vec!["first".to_string()], later],
+        "the records that arrived during the first apply form the second batch, whole"
+    );
+}

@@ -190,11 +190,12 @@ pub async fn run<H: BatchHandler>(
     handler: &mut H,
     shutdown: &CancellationToken,
 ) -> Result<(), KafkaError> {
-    while let Some(batch) = next_batch(consumer, settings, shutdown).await {
+    while let Some(batch) = next_batch(consumer, settings, shutdown, &mut None).await {
         // Until the effect is durable, nothing moves; shutdown does not
         // interrupt a batch that is being retried (its records would come
         // back anyway), but it stops retrying.
         let mut retry = Retry::new(settings.retry_backoff);
+        let started = std::time::Instant::now();
         loop {
             match handler.handle(&batch).await {
                 Ok(()) => {
@@ -213,7 +214,8 @@ pub async fn run<H: BatchHandler>(
                 }
             }
         }
-        store_and_commit(consumer, &batch, CommitMode::Async);
+        record_stage(&settings.group_id, "apply", started);
+        store_and_commit(consumer, &settings.group_id, &batch, CommitMode::Async);
     }
     commit_before_leaving(consumer);
     Ok(())
@@ -229,47 +231,56 @@ pub async fn run_staged<H: StagedHandler>(
     handler: Arc<H>,
     shutdown: &CancellationToken,
 ) -> Result<(), KafkaError> {
-    let mut applying: Option<tokio::task::JoinHandle<Option<Vec<OwnedMessage>>>> = None;
-    while let Some(batch) = next_batch(consumer, settings, shutdown).await {
+    let mut applying: Option<Applying> = None;
+    while let Some(batch) = next_batch(consumer, settings, shutdown, &mut applying).await {
         // CPU-bound: off the async workers, which keep the applying batch
         // (and the service's gRPC) moving meanwhile.
         let preparer = handler.clone();
+        let group = settings.group_id.clone();
         let (batch, prepared) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let prepared = preparer.prepare(&batch);
+            record_stage(&group, "prepare", started);
             (batch, prepared)
         })
         .await
         .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
-        if !commit_applied(consumer, applying.take()).await {
-            // Shut down while that batch was still failing: this one, not
-            // applied, comes back to the group like it.
-            return Ok(());
+        if let Some(task) = applying.take() {
+            if !commit_applied(consumer, &settings.group_id, task.await) {
+                // Shut down while that batch was still failing: this one, not
+                // applied, comes back to the group like it.
+                return Ok(());
+            }
         }
         applying = Some(tokio::spawn(apply_until_durable(
             handler.clone(),
+            settings.group_id.clone(),
             batch,
             prepared,
             settings.retry_backoff,
             shutdown.clone(),
         )));
     }
-    commit_applied(consumer, applying).await;
+    if let Some(task) = applying {
+        commit_applied(consumer, &settings.group_id, task.await);
+    }
     commit_before_leaving(consumer);
     Ok(())
 }
 
-/// Waits for the batch being applied, if any, and commits it; false when
-/// it was given up on shutdown.
-async fn commit_applied(
+/// The task applying a staged batch: the batch back once durable, `None`
+/// when shutdown stopped its retries.
+type Applying = tokio::task::JoinHandle<Option<Vec<OwnedMessage>>>;
+
+/// Commits a batch its task applied; false when it was given up on shutdown.
+fn commit_applied(
     consumer: &StreamConsumer,
-    applying: Option<tokio::task::JoinHandle<Option<Vec<OwnedMessage>>>>,
+    group: &str,
+    applied: Result<Option<Vec<OwnedMessage>>, tokio::task::JoinError>,
 ) -> bool {
-    let Some(task) = applying else {
-        return true;
-    };
-    match task.await {
+    match applied {
         Ok(Some(batch)) => {
-            store_and_commit(consumer, &batch, CommitMode::Async);
+            store_and_commit(consumer, group, &batch, CommitMode::Async);
             true
         }
         Ok(None) => false,
@@ -281,15 +292,18 @@ async fn commit_applied(
 /// stops the retries (`None`).
 async fn apply_until_durable<H: StagedHandler>(
     handler: Arc<H>,
+    group: String,
     batch: Vec<OwnedMessage>,
     mut prepared: H::Prepared,
     retry_backoff: (Duration, Duration),
     shutdown: CancellationToken,
 ) -> Option<Vec<OwnedMessage>> {
     let mut retry = Retry::new(retry_backoff);
+    let started = std::time::Instant::now();
     loop {
         match handler.apply(&batch, &mut prepared).await {
             Ok(()) => {
+                record_stage(&group, "apply", started);
                 if retry.recovered() {
                     handler.healthy(true);
                 }
@@ -307,40 +321,70 @@ async fn apply_until_durable<H: StagedHandler>(
     }
 }
 
+/// What [`next_batch`] waits for.
+enum Wake<'a> {
+    Shutdown,
+    Applied(Result<Option<Vec<OwnedMessage>>, tokio::task::JoinError>),
+    Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'a>>),
+    FillTimeUp,
+}
+
 /// The next batch: waits for a first record, then fills up to `max_batch`
-/// for at most `max_wait`. `None` on shutdown.
+/// for at most `max_wait` — and, while a previous batch is still being
+/// applied (`applying`), until that is done: this batch could not start
+/// before, and closing it early would leave the records that arrive
+/// meanwhile waiting a whole extra apply. A previous batch that finishes
+/// is committed at once. `None` on shutdown, or when the previous batch was
+/// given up on shutdown.
 async fn next_batch(
     consumer: &StreamConsumer,
     settings: &ConsumerSettings,
     shutdown: &CancellationToken,
+    applying: &mut Option<Applying>,
 ) -> Option<Vec<OwnedMessage>> {
-    let first = loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            received = consumer.recv() => received,
+    let mut batch: Vec<OwnedMessage> = Vec::new();
+    let mut fill_until = None;
+    while batch.len() < settings.max_batch {
+        let apply_done = applying.is_none();
+        let wake = tokio::select! {
+            _ = shutdown.cancelled(), if batch.is_empty() => Wake::Shutdown,
+            applied = async { applying.as_mut().expect("guarded by the condition").await }, if !apply_done => {
+                Wake::Applied(applied)
+            }
+            _ = sleep_until_some(fill_until), if apply_done && fill_until.is_some() => Wake::FillTimeUp,
+            received = consumer.recv() => Wake::Received(received),
         };
-        match received {
-            Ok(message) => break message.detach(),
-            Err(error) => {
+        match wake {
+            Wake::Shutdown => return None,
+            Wake::Applied(applied) => {
+                *applying = None;
+                if !commit_applied(consumer, &settings.group_id, applied) {
+                    return None;
+                }
+            }
+            Wake::FillTimeUp => break,
+            Wake::Received(Ok(message)) => {
+                batch.push(message.detach());
+                fill_until.get_or_insert_with(|| tokio::time::Instant::now() + settings.max_wait);
+            }
+            Wake::Received(Err(error)) => {
                 tracing::warn!(%error, "kafka consume error");
+                if !batch.is_empty() {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-    };
-    let mut batch = vec![first];
-    let fill_until = tokio::time::Instant::now() + settings.max_wait;
-    while batch.len() < settings.max_batch {
-        match tokio::time::timeout_at(fill_until, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(message.detach()),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "kafka consume error");
-                break;
-            }
-            Err(_elapsed) => break,
         }
     }
     metrics::counter!(crate::telemetry::KAFKA_CONSUMED_TOTAL).increment(batch.len() as u64);
     Some(batch)
+}
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Backoff between attempts of a failing batch, and whether it is failing
@@ -398,7 +442,27 @@ fn commit_before_leaving(consumer: &StreamConsumer) {
     }
 }
 
-fn store_and_commit(consumer: &StreamConsumer, batch: &[OwnedMessage], mode: CommitMode) {
+/// How long a stage of a batch took, retries included.
+fn record_stage(group: &str, stage: &'static str, started: std::time::Instant) {
+    metrics::histogram!(crate::telemetry::CONSUMER_STAGE_SECONDS, "group" => group.to_string(), "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
+}
+
+fn store_and_commit(
+    consumer: &StreamConsumer,
+    group: &str,
+    batch: &[OwnedMessage],
+    mode: CommitMode,
+) {
+    // The oldest record's age now that its effects are durable: the delay
+    // this service and everything upstream of it add, as operators see it.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if let Some(oldest_ms) = batch.iter().filter_map(|m| m.timestamp().to_millis()).min() {
+        metrics::histogram!(crate::telemetry::CONSUMER_RECORD_AGE_SECONDS, "group" => group.to_string())
+            .record((now_ms - oldest_ms).max(0) as f64 / 1000.0);
+    }
     for message in batch {
         // A partition revoked meanwhile refuses the store; its new owner
         // redelivers from the last commit, which idempotent effects absorb.

@@ -14,6 +14,11 @@ pub const KAFKA_PRODUCED_TOTAL: &str = "cx_kafka_produced_total";
 pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "cx_kafka_produce_errors_total";
 pub const KAFKA_PRODUCER_RESETS_TOTAL: &str = "cx_kafka_producer_resets_total";
 pub const KAFKA_CONSUMED_TOTAL: &str = "cx_kafka_consumed_total";
+/// Per consumer group and stage (`prepare`, `apply`): a batch's time in it.
+pub const CONSUMER_STAGE_SECONDS: &str = "cx_consumer_stage_seconds";
+/// Per consumer group: age of a batch's oldest record (its Kafka
+/// timestamp) when the batch's effects became durable.
+pub const CONSUMER_RECORD_AGE_SECONDS: &str = "cx_consumer_record_age_seconds";
 pub const DEADLETTER_TOTAL: &str = "cx_deadletter_total";
 pub const READY: &str = "cx_ready";
 
