@@ -109,16 +109,22 @@ for _, group in ipairs(groups) do
   end
   redis.call('EXPIREAT', key, expire_at)
 end
+-- A new bucket is the delta as sent; an existing one is added to in
+-- locals (no per-bucket tables: this loop is most of the script's time).
 for b = 0, nbuckets - 1 do
   local at = bucket_at + 3 * b
-  local d = {struct.unpack(fmt, ARGV[at + 2])}
+  local value = ARGV[at + 2]
   local c = current[b + 1]
   if c then
-    c = {struct.unpack(fmt, c)}
-    for f = 1, 16 do d[f] = d[f] + c[f] end
+    local d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, d15, d16 =
+      struct.unpack(fmt, value)
+    local c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16 =
+      struct.unpack(fmt, c)
+    value = struct.pack(fmt, d1 + c1, d2 + c2, d3 + c3, d4 + c4, d5 + c5, d6 + c6, d7 + c7,
+      d8 + c8, d9 + c9, d10 + c10, d11 + c11, d12 + c12, d13 + c13, d14 + c14, d15 + c15,
+      d16 + c16)
   end
-  redis.call('SET', ARGV[at], struct.pack(fmt, d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8],
-    d[9], d[10], d[11], d[12], d[13], d[14], d[15], d[16]), 'EXAT', ARGV[at + 1])
+  redis.call('SET', ARGV[at], value, 'EXAT', ARGV[at + 1])
 end
 i = bucket_at + 3 * nbuckets
 local nindex = tonumber(ARGV[i])
