@@ -30,6 +30,12 @@ fresh_stack() {
   deploy/local/stack.sh down
   rm -rf "$CX_STACK_STATE"
   deploy/local/stack.sh up
+  # stack.sh uses a Redis or broker it finds on the ports: figures taken on
+  # someone else's (a demo's, a test run's) would not be comparable.
+  if [ ! -f "$CX_STACK_STATE/redis.pid" ] || [ ! -f "$CX_STACK_STATE/kafka.pid" ]; then
+    echo "bench: a Redis or broker not started by this bench is on the ports; stop it first" >&2
+    exit 1
+  fi
 }
 cleanup() {
   stop_services
