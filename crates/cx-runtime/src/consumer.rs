@@ -281,6 +281,9 @@ fn commit_applied(
     match applied {
         Ok(Some(batch)) => {
             store_and_commit(consumer, group, &batch, CommitMode::Async);
+            drop(batch);
+            // Staged batches are large (cx-scoring's hold 10 000 records).
+            crate::main_support::release_free_heap();
             true
         }
         Ok(None) => false,
