@@ -31,7 +31,9 @@ pub struct ScoringHandler {
 /// A batch after the CPU work: scored records, and the positions of the
 /// records to dead-letter with the reason.
 pub struct PreparedBatch {
+    /// Slimmed by [`Scored::encode_and_slim`]; `heads` are their encodings.
     scored: Vec<Scored>,
+    heads: Vec<Vec<u8>>,
     dead: Vec<(usize, String)>,
     store: PreparedApply,
 }
@@ -62,11 +64,10 @@ impl ScoringHandler {
         Ok(())
     }
 
-    async fn publish_scored(&self, scored: &[Scored]) -> Result<(), String> {
-        let payloads: Vec<Vec<u8>> = scored.iter().map(|s| s.record.encode_to_vec()).collect();
+    async fn publish_scored(&self, scored: &[Scored], payloads: &[Vec<u8>]) -> Result<(), String> {
         let records = scored
             .iter()
-            .zip(&payloads)
+            .zip(payloads)
             .map(|(s, payload)| {
                 FutureRecord::to(&self.scored_topic)
                     .key(s.interaction().customer_id.as_str())
@@ -104,9 +105,12 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
                 Err(reason) => dead.push((position, reason)),
             }
         }
+        let store = self.store.prepare(&scored, now_s);
+        let heads = scored.iter_mut().map(Scored::encode_and_slim).collect();
         PreparedBatch {
-            store: self.store.prepare(&scored, now_s),
+            store,
             scored,
+            heads,
             dead,
         }
     }
@@ -130,7 +134,7 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         }
         let now = time::OffsetDateTime::now_utc();
         let now_s = now.unix_timestamp();
-        let scored = &mut prepared.scored;
+        let scored = &prepared.scored;
         let applied = self
             .store
             .apply_prepared(scored, &mut prepared.store)
@@ -140,17 +144,24 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
             seconds: now_s,
             nanos: now.nanosecond() as i32,
         };
-        let mut counted = 0;
-        for (scored, applied) in scored.iter_mut().zip(&applied) {
-            scored.record.repeat_contact = applied.contacts_in_window > 1;
-            scored.record.contacts_in_window = applied.contacts_in_window;
-            scored.record.scored_at = Some(scored_at);
-            counted += usize::from(applied.counted);
-        }
+        let payloads: Vec<Vec<u8>> = prepared
+            .heads
+            .iter()
+            .zip(&applied)
+            .map(|(head, applied)| {
+                Scored::finish(
+                    head,
+                    applied.contacts_in_window > 1,
+                    applied.contacts_in_window,
+                    scored_at,
+                )
+            })
+            .collect();
+        let counted = applied.iter().filter(|applied| applied.counted).count();
         // Redelivered records are published again (the first attempt may
         // have died before publishing); consumers of cx.scored.v1 key their
         // effects by interaction_id.
-        self.publish_scored(scored).await?;
+        self.publish_scored(scored, &payloads).await?;
         telemetry::count_batch(scored.len(), counted);
         Ok(())
     }

@@ -4,7 +4,8 @@
 use cx_analytics::sentiment::SentimentScorer;
 use cx_analytics::tags::{TagMatcher, Taxonomy, TaxonomyError};
 use cx_domain::{Ces, CesBucket, Csat, DetractorThresholds, Nps, NpsBucket};
-use cx_proto::v1;
+use cx_proto::prost::Message as _;
+use cx_proto::{prost_types, v1};
 use cx_windows::Contribution;
 
 /// Why a record cannot be scored (it goes to the dead-letter topic).
@@ -28,8 +29,7 @@ pub struct Scored {
     pub record: v1::ScoredInteraction,
     pub contribution: Contribution,
     pub occurred_at_s: i64,
-    /// Window keys: agent, team, queue, channel (empty when absent).
-    pub dimension_keys: [String; 4],
+    channel: &'static str,
 }
 
 impl Scored {
@@ -38,6 +38,54 @@ impl Scored {
             .interaction
             .as_ref()
             .expect("scored records carry their interaction")
+    }
+
+    /// Window keys: agent, team, queue, channel (empty when absent).
+    pub fn dimension_keys(&self) -> [&str; 4] {
+        let interaction = self.interaction();
+        [
+            interaction.agent_id.as_deref().unwrap_or_default(),
+            interaction.team_id.as_deref().unwrap_or_default(),
+            interaction.queue_id.as_deref().unwrap_or_default(),
+            self.channel,
+        ]
+    }
+
+    /// The record encoded as far as scoring knows it; [`Self::finish`]
+    /// appends what the Redis step adds. The verbatim, attributes and tags
+    /// are then dropped from memory: a prepared batch waits for the
+    /// previous one with only what counting and publishing still need.
+    pub fn encode_and_slim(&mut self) -> Vec<u8> {
+        let head = self.record.encode_to_vec();
+        self.record.tags = Vec::new();
+        if let Some(interaction) = self.record.interaction.as_mut() {
+            interaction.verbatim = None;
+            interaction.attributes = Default::default();
+        }
+        head
+    }
+
+    /// The full record's encoding: `head` from [`Self::encode_and_slim`]
+    /// and the fields set after counting. They are the message's last
+    /// field numbers, so this is byte for byte the encoding of the whole
+    /// record (a test pins it).
+    pub fn finish(
+        head: &[u8],
+        repeat_contact: bool,
+        contacts_in_window: u32,
+        scored_at: prost_types::Timestamp,
+    ) -> Vec<u8> {
+        let tail = v1::ScoredInteraction {
+            repeat_contact,
+            contacts_in_window,
+            scored_at: Some(scored_at),
+            ..Default::default()
+        };
+        let mut payload = Vec::with_capacity(head.len() + tail.encoded_len());
+        payload.extend_from_slice(head);
+        tail.encode(&mut payload)
+            .expect("a Vec grows to fit the encoding");
+        payload
     }
 }
 
@@ -120,13 +168,6 @@ impl Scorer {
                 .map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
             resolved: interaction.resolved,
         };
-        let key = |value: &Option<String>| value.clone().unwrap_or_default();
-        let dimension_keys = [
-            key(&interaction.agent_id),
-            key(&interaction.team_id),
-            key(&interaction.queue_id),
-            channel.to_string(),
-        ];
         let record = v1::ScoredInteraction {
             nps_category: match nps.map(Nps::bucket) {
                 None => v1::NpsCategory::Unspecified,
@@ -153,7 +194,7 @@ impl Scorer {
             record,
             contribution,
             occurred_at_s,
-            dimension_keys,
+            channel,
         })
     }
 }
@@ -297,5 +338,42 @@ mod tests {
             .field,
             "channel"
         );
+    }
+
+    #[test]
+    fn a_slimmed_record_and_its_tail_encode_exactly_the_whole_record() {
+        let mut interaction = v1::Interaction {
+            nps: Some(3),
+            csat: Some(2),
+            agent_id: Some("a-7".into()),
+            team_id: Some("t-2".into()),
+            verbatim: Some("I was charged twice and I want to cancel".into()),
+            attributes: [("order".to_string(), "o-9".to_string())].into(),
+            transfers: Some(2),
+            ..base()
+        };
+        interaction.resolved = Some(false);
+        let mut scored = scorer().score(interaction).unwrap();
+        assert!(!scored.record.tags.is_empty(), "the verbatim has tags");
+        let scored_at = prost_types::Timestamp {
+            seconds: 1_800_000_100,
+            nanos: 5,
+        };
+        let mut whole = scored.record.clone();
+        whole.repeat_contact = true;
+        whole.contacts_in_window = 3;
+        whole.scored_at = Some(scored_at);
+
+        let keys_before: Vec<String> = scored.dimension_keys().map(str::to_string).to_vec();
+        let head = scored.encode_and_slim();
+        assert_eq!(
+            Scored::finish(&head, true, 3, scored_at),
+            whole.encode_to_vec()
+        );
+        assert_eq!(keys_before, ["a-7", "t-2", "billing", "voice"]);
+        assert_eq!(scored.dimension_keys(), ["a-7", "t-2", "billing", "voice"]);
+        assert_eq!(scored.interaction().verbatim, None);
+        assert!(scored.interaction().attributes.is_empty());
+        assert!(scored.record.tags.is_empty());
     }
 }

@@ -218,13 +218,8 @@ pub fn pre_aggregate<'a>(
 ) -> PreAggregated<'a> {
     let mut out = PreAggregated::default();
     for (scored, before) in batch.iter().zip(counted_before) {
-        let keys = [
-            scored.dimension_keys[0].as_str(),
-            scored.dimension_keys[1].as_str(),
-            scored.dimension_keys[2].as_str(),
-            scored.dimension_keys[3].as_str(),
-            Dimension::GLOBAL_KEY,
-        ];
+        let [agent, team, queue, channel] = scored.dimension_keys();
+        let keys = [agent, team, queue, channel, Dimension::GLOBAL_KEY];
         for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
             if key.is_empty() {
                 continue;
