@@ -169,6 +169,10 @@ struct Arrivals {
     other_kinds: AtomicU64,
     /// Records that were not JSON of the expected shape.
     unreadable: AtomicU64,
+    /// Records this bench's consumer was handed again at a partition and
+    /// offset it had already read: a re-read, not a second record on the
+    /// topic, so not noted again.
+    reread: AtomicU64,
 }
 
 impl Arrivals {
@@ -288,33 +292,32 @@ fn start_consumer(
         assignment.add_partition_offset(topic, *partition, Offset::Offset(high))?;
     }
     consumer.assign(&assignment)?;
-    // Start the fetchers before the first interaction is sent.
-    let settle = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < settle {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+    let mut read = std::collections::HashSet::new();
+    let mut take = move |m: &rdkafka::message::BorrowedMessage<'_>, at: Instant| {
+        if read.insert((m.partition(), m.offset())) {
             note_record(
                 feed,
                 m.payload().unwrap_or_default(),
                 &prefix,
-                Instant::now(),
+                at,
                 &arrivals,
             );
+        } else {
+            arrivals.reread.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    // Start the fetchers before the first interaction is sent.
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            take(&m, Instant::now());
         }
     }
     let topic = topic.to_owned();
     Ok(std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             match consumer.poll(Duration::from_millis(50)) {
-                Some(Ok(m)) => {
-                    let at = Instant::now();
-                    note_record(
-                        feed,
-                        m.payload().unwrap_or_default(),
-                        &prefix,
-                        at,
-                        &arrivals,
-                    );
-                }
+                Some(Ok(m)) => take(&m, Instant::now()),
                 Some(Err(error)) => eprintln!("consumer on {topic}: {error}"),
                 None => {}
             }
@@ -706,6 +709,10 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     println!(
         "| other-kind alerts naming an interaction of this run | {} |",
         alerts.other_kinds.load(Ordering::Relaxed)
+    );
+    println!(
+        "| alert records this bench's consumer was handed twice (same partition and offset; not counted again) | {} |",
+        alerts.reread.load(Ordering::Relaxed)
     );
     if args.tasks {
         println!("| detractors with a task | {} |", to_task.ms.len());
