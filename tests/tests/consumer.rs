@@ -159,11 +159,7 @@ impl consumer::StagedHandler for Stages {
         batch.iter().map(payload).collect()
     }
 
-    async fn apply(
-        &self,
-        _batch: &[OwnedMessage],
-        prepared: &mut Vec<String>,
-    ) -> Result<(), String> {
+    async fn apply(&self, prepared: &mut Vec<String>) -> Result<(), String> {
         let first_batch = {
             let mut state = self.state.lock().unwrap();
             state.apply_attempts += 1;
@@ -276,7 +272,7 @@ impl consumer::StagedHandler for HoldFirstApply {
         batch.len()
     }
 
-    async fn apply(&self, _batch: &[OwnedMessage], prepared: &mut usize) -> Result<(), String> {
+    async fn apply(&self, prepared: &mut usize) -> Result<(), String> {
         let first = *self.applied.lock().unwrap() == 0;
         if first {
             self.first_applying.notify_one();

@@ -58,6 +58,8 @@ pub trait BatchHandler {
 
 /// A handler whose work splits in two: `prepare` is CPU work on the batch
 /// that touches no dependency, `apply` makes the batch's effect durable.
+/// The records themselves are dropped after `prepare` (only their
+/// positions are kept, to commit): what `apply` needs, `prepare` keeps.
 /// [`run_staged`] prepares batch N+1 while batch N is applied, so the
 /// service's CPU and its dependencies (Redis, the broker) work at the same
 /// time instead of taking turns. `apply` may be called again with the same
@@ -69,7 +71,6 @@ pub trait StagedHandler: Send + Sync + 'static {
 
     fn apply(
         &self,
-        batch: &[OwnedMessage],
         prepared: &mut Self::Prepared,
     ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 
@@ -215,7 +216,12 @@ pub async fn run<H: BatchHandler>(
             }
         }
         record_stage(&settings.group_id, "apply", started);
-        store_and_commit(consumer, &settings.group_id, &batch, CommitMode::Async);
+        store_and_commit(
+            consumer,
+            &settings.group_id,
+            &BatchPosition::of(&batch),
+            CommitMode::Async,
+        );
     }
     commit_before_leaving(consumer);
     Ok(())
@@ -237,11 +243,11 @@ pub async fn run_staged<H: StagedHandler>(
         // (and the service's gRPC) moving meanwhile.
         let preparer = handler.clone();
         let group = settings.group_id.clone();
-        let (batch, prepared) = tokio::task::spawn_blocking(move || {
+        let (position, prepared) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let prepared = preparer.prepare(&batch);
             record_stage(&group, "prepare", started);
-            (batch, prepared)
+            (BatchPosition::of(&batch), prepared)
         })
         .await
         .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
@@ -255,7 +261,7 @@ pub async fn run_staged<H: StagedHandler>(
         applying = Some(tokio::spawn(apply_until_durable(
             handler.clone(),
             settings.group_id.clone(),
-            batch,
+            position,
             prepared,
             settings.retry_backoff,
             shutdown.clone(),
@@ -268,20 +274,50 @@ pub async fn run_staged<H: StagedHandler>(
     Ok(())
 }
 
-/// The task applying a staged batch: the batch back once durable, `None`
-/// when shutdown stopped its retries.
-type Applying = tokio::task::JoinHandle<Option<Vec<OwnedMessage>>>;
+/// The task applying a staged batch: its position back once durable,
+/// `None` when shutdown stopped its retries.
+type Applying = tokio::task::JoinHandle<Option<BatchPosition>>;
+
+/// What committing a batch needs: the last offset per topic partition and
+/// the oldest record's timestamp (for the age metric).
+pub struct BatchPosition {
+    last: Vec<(String, i32, i64)>,
+    oldest_ms: Option<i64>,
+    records: usize,
+}
+
+impl BatchPosition {
+    fn of(batch: &[OwnedMessage]) -> BatchPosition {
+        let mut last: Vec<(String, i32, i64)> = Vec::new();
+        for message in batch {
+            match last.iter_mut().find(|(topic, partition, _)| {
+                *partition == message.partition() && topic == message.topic()
+            }) {
+                Some(entry) => entry.2 = entry.2.max(message.offset()),
+                None => last.push((
+                    message.topic().to_string(),
+                    message.partition(),
+                    message.offset(),
+                )),
+            }
+        }
+        BatchPosition {
+            last,
+            oldest_ms: batch.iter().filter_map(|m| m.timestamp().to_millis()).min(),
+            records: batch.len(),
+        }
+    }
+}
 
 /// Commits a batch its task applied; false when it was given up on shutdown.
 fn commit_applied(
     consumer: &StreamConsumer,
     group: &str,
-    applied: Result<Option<Vec<OwnedMessage>>, tokio::task::JoinError>,
+    applied: Result<Option<BatchPosition>, tokio::task::JoinError>,
 ) -> bool {
     match applied {
-        Ok(Some(batch)) => {
-            store_and_commit(consumer, group, &batch, CommitMode::Async);
-            drop(batch);
+        Ok(Some(position)) => {
+            store_and_commit(consumer, group, &position, CommitMode::Async);
             // Staged batches are large (cx-scoring's hold 10 000 records).
             crate::main_support::release_free_heap();
             true
@@ -296,24 +332,24 @@ fn commit_applied(
 async fn apply_until_durable<H: StagedHandler>(
     handler: Arc<H>,
     group: String,
-    batch: Vec<OwnedMessage>,
+    position: BatchPosition,
     mut prepared: H::Prepared,
     retry_backoff: (Duration, Duration),
     shutdown: CancellationToken,
-) -> Option<Vec<OwnedMessage>> {
+) -> Option<BatchPosition> {
     let mut retry = Retry::new(retry_backoff);
     let started = std::time::Instant::now();
     loop {
-        match handler.apply(&batch, &mut prepared).await {
+        match handler.apply(&mut prepared).await {
             Ok(()) => {
                 record_stage(&group, "apply", started);
                 if retry.recovered() {
                     handler.healthy(true);
                 }
-                return Some(batch);
+                return Some(position);
             }
             Err(reason) => {
-                if retry.first_failure(&reason, batch.len()) {
+                if retry.first_failure(&reason, position.records) {
                     handler.healthy(false);
                 }
                 if !retry.pause(&shutdown).await {
@@ -327,7 +363,7 @@ async fn apply_until_durable<H: StagedHandler>(
 /// What [`next_batch`] waits for.
 enum Wake<'a> {
     Shutdown,
-    Applied(Result<Option<Vec<OwnedMessage>>, tokio::task::JoinError>),
+    Applied(Result<Option<BatchPosition>, tokio::task::JoinError>),
     Received(rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'a>>),
     FillTimeUp,
 }
@@ -454,7 +490,7 @@ fn record_stage(group: &str, stage: &'static str, started: std::time::Instant) {
 fn store_and_commit(
     consumer: &StreamConsumer,
     group: &str,
-    batch: &[OwnedMessage],
+    position: &BatchPosition,
     mode: CommitMode,
 ) {
     // The oldest record's age now that its effects are durable: the delay
@@ -462,16 +498,14 @@ fn store_and_commit(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    if let Some(oldest_ms) = batch.iter().filter_map(|m| m.timestamp().to_millis()).min() {
+    if let Some(oldest_ms) = position.oldest_ms {
         metrics::histogram!(crate::telemetry::CONSUMER_RECORD_AGE_SECONDS, "group" => group.to_string())
             .record((now_ms - oldest_ms).max(0) as f64 / 1000.0);
     }
-    for message in batch {
+    for (topic, partition, offset) in &position.last {
         // A partition revoked meanwhile refuses the store; its new owner
         // redelivers from the last commit, which idempotent effects absorb.
-        if let Err(error) =
-            consumer.store_offset(message.topic(), message.partition(), message.offset())
-        {
+        if let Err(error) = consumer.store_offset(topic, *partition, *offset) {
             tracing::debug!(%error, "offset store refused");
         }
     }

@@ -28,13 +28,13 @@ pub struct ScoringHandler {
     pub readiness: Readiness,
 }
 
-/// A batch after the CPU work: scored records, and the positions of the
-/// records to dead-letter with the reason.
+/// A batch after the CPU work: scored records, and the records to
+/// dead-letter with the reason (the only records kept as received).
 pub struct PreparedBatch {
     /// Slimmed by [`Scored::encode_and_slim`]; `heads` are their encodings.
     scored: Vec<Scored>,
     heads: Vec<Vec<u8>>,
-    dead: Vec<(usize, String)>,
+    dead: Vec<(OwnedMessage, String)>,
     store: PreparedApply,
 }
 
@@ -99,10 +99,10 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut scored = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
-        for (position, message) in batch.iter().enumerate() {
+        for message in batch {
             match self.triage(message, now_s) {
                 Ok(one) => scored.push(one),
-                Err(reason) => dead.push((position, reason)),
+                Err(reason) => dead.push((message.clone(), reason)),
             }
         }
         let store = self.store.prepare(&scored, now_s);
@@ -115,18 +115,14 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         }
     }
 
-    async fn apply(
-        &self,
-        batch: &[OwnedMessage],
-        prepared: &mut PreparedBatch,
-    ) -> Result<(), String> {
+    async fn apply(&self, prepared: &mut PreparedBatch) -> Result<(), String> {
         // Dead letters first: once the batch is committed they are the only
         // trace of those records.
         if !prepared.dead.is_empty() {
             let dead: Vec<(&OwnedMessage, String)> = prepared
                 .dead
                 .iter()
-                .map(|(position, reason)| (&batch[*position], reason.clone()))
+                .map(|(message, reason)| (message, reason.clone()))
                 .collect();
             self.dead_letter(&dead).await?;
             // A retry after a later failure must not dead-letter them twice.
