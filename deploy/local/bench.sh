@@ -47,7 +47,9 @@ fresh_stack
 cargo build --release --bins --locked
 
 export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,followups:read,followups:write"
-export CX_KAFKA_PROPERTIES="fetch.wait.max.ms=10"
+# librdkafka properties for the services and the benches (CX_BENCH_KAFKA_PROPERTIES
+# overrides): tansu holds every fetch for the full fetch.wait.max.ms.
+export CX_KAFKA_PROPERTIES="${CX_BENCH_KAFKA_PROPERTIES:-fetch.wait.max.ms=10}"
 export RUST_LOG=warn
 export CX_BENCH_TOKEN="$token"
 
