@@ -191,7 +191,8 @@ pub async fn run<H: BatchHandler>(
     handler: &mut H,
     shutdown: &CancellationToken,
 ) -> Result<(), KafkaError> {
-    while let Some(batch) = next_batch(consumer, settings, shutdown, &mut None).await {
+    let metrics = BatchMetrics::new(&settings.group_id);
+    while let Some(batch) = next_batch(consumer, settings, &metrics, shutdown, &mut None).await {
         // Until the effect is durable, nothing moves; shutdown does not
         // interrupt a batch that is being retried (its records would come
         // back anyway), but it stops retrying.
@@ -215,10 +216,10 @@ pub async fn run<H: BatchHandler>(
                 }
             }
         }
-        record_stage(&settings.group_id, "apply", started);
+        metrics.apply.record(started.elapsed().as_secs_f64());
         store_and_commit(
             consumer,
-            &settings.group_id,
+            &metrics,
             &BatchPosition::of(&batch),
             CommitMode::Async,
         );
@@ -237,22 +238,30 @@ pub async fn run_staged<H: StagedHandler>(
     handler: Arc<H>,
     shutdown: &CancellationToken,
 ) -> Result<(), KafkaError> {
+    let metrics = BatchMetrics::new(&settings.group_id);
+    // Only staged consumers have this stage.
+    let prepare_seconds = metrics::histogram!(
+        crate::telemetry::CONSUMER_STAGE_SECONDS,
+        "group" => settings.group_id.clone(),
+        "stage" => "prepare"
+    );
     let mut applying: Option<Applying> = None;
-    while let Some(batch) = next_batch(consumer, settings, shutdown, &mut applying).await {
+    while let Some(batch) = next_batch(consumer, settings, &metrics, shutdown, &mut applying).await
+    {
         // CPU-bound: off the async workers, which keep the applying batch
         // (and the service's gRPC) moving meanwhile.
         let preparer = handler.clone();
-        let group = settings.group_id.clone();
+        let prepare_seconds = prepare_seconds.clone();
         let (position, prepared) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let prepared = preparer.prepare(&batch);
-            record_stage(&group, "prepare", started);
+            prepare_seconds.record(started.elapsed().as_secs_f64());
             (BatchPosition::of(&batch), prepared)
         })
         .await
         .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
         if let Some(task) = applying.take() {
-            if !commit_applied(consumer, &settings.group_id, task.await) {
+            if !commit_applied(consumer, &metrics, task.await) {
                 // Shut down while that batch was still failing: this one, not
                 // applied, comes back to the group like it.
                 return Ok(());
@@ -260,7 +269,7 @@ pub async fn run_staged<H: StagedHandler>(
         }
         applying = Some(tokio::spawn(apply_until_durable(
             handler.clone(),
-            settings.group_id.clone(),
+            metrics.apply.clone(),
             position,
             prepared,
             settings.retry_backoff,
@@ -268,7 +277,7 @@ pub async fn run_staged<H: StagedHandler>(
         )));
     }
     if let Some(task) = applying {
-        commit_applied(consumer, &settings.group_id, task.await);
+        commit_applied(consumer, &metrics, task.await);
     }
     commit_before_leaving(consumer);
     Ok(())
@@ -278,9 +287,28 @@ pub async fn run_staged<H: StagedHandler>(
 /// `None` when shutdown stopped its retries.
 type Applying = tokio::task::JoinHandle<Option<BatchPosition>>;
 
+/// A consumer group's batch metrics, resolved once per consumer.
+struct BatchMetrics {
+    /// Time in `apply`/`handle`, retries included.
+    apply: metrics::Histogram,
+    /// Age of a batch's oldest record when its effects are durable.
+    record_age: metrics::Histogram,
+}
+
+impl BatchMetrics {
+    fn new(group: &str) -> BatchMetrics {
+        use crate::telemetry::{CONSUMER_RECORD_AGE_SECONDS, CONSUMER_STAGE_SECONDS};
+        let group = group.to_string();
+        BatchMetrics {
+            apply: metrics::histogram!(CONSUMER_STAGE_SECONDS, "group" => group.clone(), "stage" => "apply"),
+            record_age: metrics::histogram!(CONSUMER_RECORD_AGE_SECONDS, "group" => group),
+        }
+    }
+}
+
 /// What committing a batch needs: the last offset per topic partition and
 /// the oldest record's timestamp (for the age metric).
-pub struct BatchPosition {
+struct BatchPosition {
     last: Vec<(String, i32, i64)>,
     oldest_ms: Option<i64>,
     records: usize,
@@ -312,12 +340,12 @@ impl BatchPosition {
 /// Commits a batch its task applied; false when it was given up on shutdown.
 fn commit_applied(
     consumer: &StreamConsumer,
-    group: &str,
+    metrics: &BatchMetrics,
     applied: Result<Option<BatchPosition>, tokio::task::JoinError>,
 ) -> bool {
     match applied {
         Ok(Some(position)) => {
-            store_and_commit(consumer, group, &position, CommitMode::Async);
+            store_and_commit(consumer, metrics, &position, CommitMode::Async);
             // Staged batches are large (cx-scoring's hold 10 000 records).
             crate::main_support::release_free_heap();
             true
@@ -331,7 +359,7 @@ fn commit_applied(
 /// stops the retries (`None`).
 async fn apply_until_durable<H: StagedHandler>(
     handler: Arc<H>,
-    group: String,
+    apply_seconds: metrics::Histogram,
     position: BatchPosition,
     mut prepared: H::Prepared,
     retry_backoff: (Duration, Duration),
@@ -342,7 +370,7 @@ async fn apply_until_durable<H: StagedHandler>(
     loop {
         match handler.apply(&mut prepared).await {
             Ok(()) => {
-                record_stage(&group, "apply", started);
+                apply_seconds.record(started.elapsed().as_secs_f64());
                 if retry.recovered() {
                     handler.healthy(true);
                 }
@@ -378,6 +406,7 @@ enum Wake<'a> {
 async fn next_batch(
     consumer: &StreamConsumer,
     settings: &ConsumerSettings,
+    metrics: &BatchMetrics,
     shutdown: &CancellationToken,
     applying: &mut Option<Applying>,
 ) -> Option<Vec<OwnedMessage>> {
@@ -397,7 +426,7 @@ async fn next_batch(
             Wake::Shutdown => return None,
             Wake::Applied(applied) => {
                 *applying = None;
-                if !commit_applied(consumer, &settings.group_id, applied) {
+                if !commit_applied(consumer, metrics, applied) {
                     return None;
                 }
             }
@@ -481,15 +510,9 @@ fn commit_before_leaving(consumer: &StreamConsumer) {
     }
 }
 
-/// How long a stage of a batch took, retries included.
-fn record_stage(group: &str, stage: &'static str, started: std::time::Instant) {
-    metrics::histogram!(crate::telemetry::CONSUMER_STAGE_SECONDS, "group" => group.to_string(), "stage" => stage)
-        .record(started.elapsed().as_secs_f64());
-}
-
 fn store_and_commit(
     consumer: &StreamConsumer,
-    group: &str,
+    metrics: &BatchMetrics,
     position: &BatchPosition,
     mode: CommitMode,
 ) {
@@ -499,7 +522,8 @@ fn store_and_commit(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     if let Some(oldest_ms) = position.oldest_ms {
-        metrics::histogram!(crate::telemetry::CONSUMER_RECORD_AGE_SECONDS, "group" => group.to_string())
+        metrics
+            .record_age
             .record((now_ms - oldest_ms).max(0) as f64 / 1000.0);
     }
     for (topic, partition, offset) in &position.last {
