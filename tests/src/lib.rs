@@ -400,13 +400,26 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a test's listener, below the ephemeral
+/// range (Linux: 32768–60999). A port the kernel picked (bind to port 0) is
+/// in that range, where any outgoing connection may take it as its source
+/// port between this choice and the service's bind, or while a killed
+/// service restarts: "Address already in use" failed an end-to-end run.
+/// Each call answers a port no earlier call of this process answered; test
+/// processes start at different points of the range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const PORTS: u32 = 12_000;
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id() % PORTS));
+    for _ in 0..PORTS {
+        let port = (FIRST + next.fetch_add(1, Ordering::Relaxed) % PORTS) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + PORTS);
 }
 
 /// A private Redis server for a test that stops and starts it.
