@@ -638,7 +638,10 @@ async fn the_window_store_counts_a_batch_once_even_with_copies_inside_it() {
     )
     .unwrap();
     let run = run_id();
-    let scored = |n: usize| scorer.score(interaction(n, &run)).unwrap();
+    let scored = |n: usize| {
+        let scored = scorer.score(interaction(n, &run)).unwrap();
+        scored.into_event_and_head().0
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // Same interaction three times in one batch, and a second batch that
     // repeats one of them beside a new one.

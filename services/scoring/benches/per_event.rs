@@ -57,14 +57,14 @@ fn per_event(c: &mut Criterion) {
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("score+sentiment+tags+aggregate", |b| {
         b.iter(|| {
-            // Scoring, then the pre-aggregation the Redis step sends.
-            let scored: Vec<_> = batch
+            // Scoring and encoding, then the pre-aggregation the Redis step sends.
+            let events: Vec<_> = batch
                 .iter()
-                .map(|i| scorer.score(i.clone()).unwrap())
+                .map(|i| scorer.score(i.clone()).unwrap().into_event_and_head().0)
                 .collect();
-            let counted_before = vec![false; scored.len()];
+            let counted_before = vec![false; events.len()];
             let now = 1_800_000_000 + 3600;
-            pre_aggregate(&scored, &counted_before, now).buckets.len()
+            pre_aggregate(&events, &counted_before, now).buckets.len()
         })
     });
     group.bench_function("baseline: clone only", |b| {

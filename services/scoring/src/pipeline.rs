@@ -12,7 +12,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 
-use crate::score::{Scored, Scorer};
+use crate::score::{Scored, Scorer, WindowEvent};
 use crate::store::{PreparedApply, WindowStore};
 use crate::telemetry;
 
@@ -31,8 +31,9 @@ pub struct ScoringHandler {
 /// A batch after the CPU work: scored records, and the records to
 /// dead-letter with the reason (the only records kept as received).
 pub struct PreparedBatch {
-    /// Slimmed by [`Scored::encode_and_slim`]; `heads` are their encodings.
-    scored: Vec<Scored>,
+    /// From [`Scored::into_event_and_head`]: `heads[i]` is `events[i]`'s
+    /// record, encoded.
+    events: Vec<WindowEvent>,
     heads: Vec<Vec<u8>>,
     dead: Vec<(OwnedMessage, String)>,
     store: PreparedApply,
@@ -64,13 +65,17 @@ impl ScoringHandler {
         Ok(())
     }
 
-    async fn publish_scored(&self, scored: &[Scored], payloads: &[Vec<u8>]) -> Result<(), String> {
-        let records = scored
+    async fn publish_scored(
+        &self,
+        events: &[WindowEvent],
+        payloads: &[Vec<u8>],
+    ) -> Result<(), String> {
+        let records = events
             .iter()
             .zip(payloads)
-            .map(|(s, payload)| {
+            .map(|(event, payload)| {
                 FutureRecord::to(&self.scored_topic)
-                    .key(s.interaction().customer_id.as_str())
+                    .key(event.customer_id.as_str())
                     .payload(payload.as_slice())
             })
             .collect();
@@ -97,21 +102,25 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
 
     fn prepare(&self, batch: &[OwnedMessage]) -> PreparedBatch {
         let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut scored = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut heads = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
         for message in batch {
             match self.triage(message, now_s) {
-                Ok(one) => scored.push(one),
+                Ok(scored) => {
+                    let (event, head) = scored.into_event_and_head();
+                    events.push(event);
+                    heads.push(head);
+                }
                 Err(reason) => dead.push((message.clone(), reason)),
             }
         }
-        let store = self.store.prepare(&scored, now_s);
-        let heads = scored.iter_mut().map(Scored::encode_and_slim).collect();
+        let store = self.store.prepare(&events, now_s);
         PreparedBatch {
-            store,
-            scored,
+            events,
             heads,
             dead,
+            store,
         }
     }
 
@@ -130,10 +139,10 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         }
         let now = time::OffsetDateTime::now_utc();
         let now_s = now.unix_timestamp();
-        let scored = &prepared.scored;
+        let events = &prepared.events;
         let applied = self
             .store
-            .apply_prepared(scored, &mut prepared.store)
+            .apply_prepared(events, &mut prepared.store)
             .await
             .map_err(|e| format!("redis: {e}"))?;
         let scored_at = cx_proto::prost_types::Timestamp {
@@ -157,8 +166,8 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         // Redelivered records are published again (the first attempt may
         // have died before publishing); consumers of cx.scored.v1 key their
         // effects by interaction_id.
-        self.publish_scored(scored, &payloads).await?;
-        telemetry::count_batch(scored.len(), counted);
+        self.publish_scored(events, &payloads).await?;
+        telemetry::count_batch(events.len(), counted);
         Ok(())
     }
 

@@ -28,7 +28,7 @@ use cx_runtime::RedisPool;
 use cx_windows::{Aggregate, Dimension, Metrics, Window};
 use redis::RedisError;
 
-use crate::score::Scored;
+use crate::score::WindowEvent;
 
 /// Repeat contact: the same customer again within this many seconds.
 pub const REPEAT_CONTACT_S: i64 = 7 * 86_400;
@@ -212,13 +212,13 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// buckets, leaving out buckets already past their expiry at `now_s`. Keys are
 /// borrowed: strings are built once per distinct bucket, not per event.
 pub fn pre_aggregate<'a>(
-    batch: &'a [Scored],
+    batch: &'a [WindowEvent],
     counted_before: &[bool],
     now_s: i64,
 ) -> PreAggregated<'a> {
     let mut out = PreAggregated::default();
-    for (scored, before) in batch.iter().zip(counted_before) {
-        let [agent, team, queue, channel] = scored.dimension_keys();
+    for (event, before) in batch.iter().zip(counted_before) {
+        let [agent, team, queue, channel] = event.dimension_keys();
         let keys = [agent, team, queue, channel, Dimension::GLOBAL_KEY];
         for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
             if key.is_empty() {
@@ -227,13 +227,13 @@ pub fn pre_aggregate<'a>(
             let t = out
                 .latest
                 .entry((dimension, key))
-                .or_insert(scored.occurred_at_s);
-            *t = (*t).max(scored.occurred_at_s);
+                .or_insert(event.occurred_at_s);
+            *t = (*t).max(event.occurred_at_s);
             if *before {
                 continue;
             }
             for window in Window::ALL {
-                let bucket = window.bucket_of(scored.occurred_at_s);
+                let bucket = window.bucket_of(event.occurred_at_s);
                 let expires = window.expires_at_s(bucket);
                 if expires <= now_s {
                     continue;
@@ -247,7 +247,7 @@ pub fn pre_aggregate<'a>(
                     })
                     .or_insert_with(|| (expires, Aggregate::default()))
                     .1
-                    .add(&scored.contribution);
+                    .add(&event.contribution);
             }
         }
     }
@@ -303,7 +303,11 @@ impl WindowStore {
 
     /// Counts a batch once, atomically; `now_s` decides which buckets are
     /// already too old to keep.
-    pub async fn apply(&self, batch: &[Scored], now_s: i64) -> Result<Vec<Applied>, RedisError> {
+    pub async fn apply(
+        &self,
+        batch: &[WindowEvent],
+        now_s: i64,
+    ) -> Result<Vec<Applied>, RedisError> {
         let mut prepared = self.prepare(batch, now_s);
         self.apply_prepared(batch, &mut prepared).await
     }
@@ -312,13 +316,13 @@ impl WindowStore {
     /// Redis: pre-aggregation and the script's arguments (an eighth of a
     /// 10 000-event batch's time), so it can run while the previous batch
     /// is applied.
-    pub fn prepare(&self, batch: &[Scored], now_s: i64) -> PreparedApply {
+    pub fn prepare(&self, batch: &[WindowEvent], now_s: i64) -> PreparedApply {
         // A repeat inside the batch counts as counted before: only its
         // first copy may add to the windows.
         let mut first_seen = std::collections::HashSet::new();
         let counted_before: Vec<bool> = batch
             .iter()
-            .map(|s| !first_seen.insert(s.interaction().interaction_id.as_str()))
+            .map(|event| !first_seen.insert(event.interaction_id.as_str()))
             .collect();
         let (call, sent) = self.script_call(batch, &counted_before, now_s);
         PreparedApply {
@@ -333,7 +337,7 @@ impl WindowStore {
     /// an error it may be called again with the same `prepared`.
     pub async fn apply_prepared(
         &self,
-        batch: &[Scored],
+        batch: &[WindowEvent],
         prepared: &mut PreparedApply,
     ) -> Result<Vec<Applied>, RedisError> {
         if batch.is_empty() {
@@ -416,21 +420,17 @@ impl WindowStore {
     /// itself included. A wrong-type key answers 1.
     async fn record_contacts(
         &self,
-        batch: &[Scored],
+        batch: &[WindowEvent],
         conn: &mut redis::aio::ConnectionManager,
     ) -> Result<Vec<i64>, RedisError> {
         let mut pipe = redis::pipe();
-        for scored in batch {
-            let interaction = scored.interaction();
-            let key = format!(
-                "{}:scoring:contacts:{}",
-                self.prefix, interaction.customer_id
-            );
-            let t = scored.occurred_at_s;
+        for event in batch {
+            let key = format!("{}:scoring:contacts:{}", self.prefix, event.customer_id);
+            let t = event.occurred_at_s;
             pipe.cmd("ZADD")
                 .arg(&key)
                 .arg(t)
-                .arg(&interaction.interaction_id)
+                .arg(&event.interaction_id)
                 .ignore();
             pipe.cmd("ZCOUNT")
                 .arg(&key)
@@ -439,7 +439,7 @@ impl WindowStore {
             pipe.cmd("EXPIRE").arg(&key).arg(MARK_TTL_S).ignore();
             // Old contacts only cost memory (ZCOUNT looks at the window):
             // trimming one event in eight bounds a long-lived customer's zset.
-            if fnv1a(&interaction.interaction_id).is_multiple_of(8) {
+            if fnv1a(&event.interaction_id).is_multiple_of(8) {
                 pipe.cmd("ZREMRANGEBYSCORE")
                     .arg(&key)
                     .arg("-inf")
@@ -468,7 +468,7 @@ impl WindowStore {
     /// answers the batch position of each interaction id sent.
     fn script_call(
         &self,
-        batch: &[Scored],
+        batch: &[WindowEvent],
         counted_before: &[bool],
         now_s: i64,
     ) -> (redis::Cmd, Vec<usize>) {
@@ -476,13 +476,10 @@ impl WindowStore {
         // Grouped by (event day, shard): the key string is built once per
         // mark hash, not per event.
         let mut groups: FastMap<(i64, u64), Vec<usize>> = FastMap::default();
-        for (position, (scored, before)) in batch.iter().zip(counted_before).enumerate() {
+        for (position, (event, before)) in batch.iter().zip(counted_before).enumerate() {
             if !*before {
                 groups
-                    .entry(mark_of(
-                        &scored.interaction().interaction_id,
-                        scored.occurred_at_s,
-                    ))
+                    .entry(mark_of(&event.interaction_id, event.occurred_at_s))
                     .or_default()
                     .push(position);
             }
@@ -500,8 +497,7 @@ impl WindowStore {
                 .arg(expire_at)
                 .arg(positions.len());
             for &position in positions {
-                call.arg(&batch[position].interaction().interaction_id)
-                    .arg("1");
+                call.arg(&batch[position].interaction_id).arg("1");
             }
             sent.extend_from_slice(positions);
         }
