@@ -100,7 +100,14 @@ pub fn consumer(
             "queued.min.messages",
             (settings.max_batch / 2).clamp(1000, 100_000).to_string(),
         )
-        .set("fetch.queue.backoff.ms", "20");
+        .set("fetch.queue.backoff.ms", "20")
+        // One fetch response, all partitions together, at most 1 MiB (the
+        // librdkafka default is 50 MiB). A broker that answers with all it
+        // has up to this limit (tansu does; Apache Kafka stops at 1 MiB per
+        // partition) otherwise fills the prefetch queue in one go: cx-scoring
+        // peaked 7–13 MB higher under a backlog, at the same rate. Must stay
+        // at least `message.max.bytes` (librdkafka checks).
+        .set("fetch.max.bytes", "1048576");
     for (name, value) in &kafka.properties {
         if !is_producer_only(name) {
             config.set(name, value);
