@@ -11,6 +11,9 @@
 # batches for 20 s (CX_BENCH_RATE, CX_BENCH_SECONDS): the sustained
 # end-to-end rate, nothing lost.
 #
+# CX_SERVICE_BIN_DIR runs the services from another folder (e.g. an older
+# build's target/release) to compare two builds on the same machine.
+#
 #   deploy/local/bench.sh [ingest|scoring|loop|throughput|criterion|all]
 set -euo pipefail
 
