@@ -28,8 +28,9 @@ pub struct ScoringHandler {
     pub readiness: Readiness,
 }
 
-/// A batch after the CPU work: scored records, and the records to
-/// dead-letter with the reason (the only records kept as received).
+/// A batch after the CPU work: what counting needs and the encoded records,
+/// and the records to dead-letter with the reason (the only records kept
+/// as received).
 pub struct PreparedBatch {
     /// From [`Scored::into_event_and_head`]: `heads[i]` is `events[i]`'s
     /// record, encoded.
