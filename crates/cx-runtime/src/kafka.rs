@@ -204,6 +204,39 @@ impl DeadLetter<'_> {
     }
 }
 
+/// Records librdkafka holds for [`SharedProducer::enqueue_all`], not yet acknowledged.
+#[must_use = "nothing is known to be durable until acknowledged"]
+pub struct Enqueued<'p> {
+    shared: &'p SharedProducer,
+    producer: std::sync::Arc<FutureProducer>,
+    sent: Vec<Result<rdkafka::producer::DeliveryFuture, KafkaError>>,
+}
+
+impl Enqueued<'_> {
+    /// Waits for each acknowledgement; results in order. A producer left
+    /// broken by the errors is replaced.
+    pub async fn acknowledged(self) -> Vec<Result<(), KafkaError>> {
+        let results = futures::future::join_all(self.sent.into_iter().map(|sent| async move {
+            match sent {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(error),
+                    Err(_canceled) => Err(KafkaError::Canceled),
+                },
+                Err(error) => Err(error),
+            }
+        }))
+        .await;
+        if results.iter().any(Result::is_err) {
+            self.shared.recover_if_broken(
+                &self.producer,
+                results.iter().filter_map(|r| r.as_ref().err()),
+            );
+        }
+        results
+    }
+}
+
 /// A producer that replaces itself after a fatal error.
 ///
 /// An idempotent producer can hit an error librdkafka calls fatal (the
@@ -234,26 +267,25 @@ impl SharedProducer {
     where
         K: rdkafka::message::ToBytes + ?Sized + 'a,
     {
+        self.enqueue_all(records).acknowledged().await
+    }
+
+    /// Hands every record to librdkafka, which copies keys and payloads: the
+    /// caller may free its buffers before [`Enqueued::acknowledged`].
+    pub fn enqueue_all<K>(&self, records: Vec<FutureRecord<'_, K, [u8]>>) -> Enqueued<'_>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+    {
         let producer = self.get();
-        let sent: Vec<_> = records
+        let sent = records
             .into_iter()
             .map(|record| producer.send_result(record).map_err(|(error, _)| error))
             .collect();
-        let results = futures::future::join_all(sent.into_iter().map(|sent| async move {
-            match sent {
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((error, _))) => Err(error),
-                    Err(_canceled) => Err(KafkaError::Canceled),
-                },
-                Err(error) => Err(error),
-            }
-        }))
-        .await;
-        if results.iter().any(Result::is_err) {
-            self.recover_if_broken(&producer, results.iter().filter_map(|r| r.as_ref().err()));
+        Enqueued {
+            shared: self,
+            producer,
+            sent,
         }
-        results
     }
 
     /// Dead-letters consumed records with their reasons, waiting for every

@@ -157,25 +157,29 @@ impl Ingestor {
             return Vec::new();
         }
         let ingested_at = time::OffsetDateTime::now_utc();
-        let payloads: Vec<Vec<u8>> = claimed
-            .iter()
-            .map(|&index| convert::to_proto(&items[index], ingested_at).encode_to_vec())
-            .collect();
-        let records = claimed
-            .iter()
-            .zip(&payloads)
-            .map(|(&index, payload)| {
-                let item = &items[index];
-                FutureRecord::to(&self.topic)
-                    .key(item.customer_id.as_str())
-                    .payload(payload.as_slice())
-                    .headers(OwnedHeaders::new().insert(Header {
-                        key: "cx-interaction-id",
-                        value: Some(item.interaction_id.as_str()),
-                    }))
-            })
-            .collect();
-        let results = self.producer.send_all(records).await;
+        let enqueued = {
+            let payloads: Vec<Vec<u8>> = claimed
+                .iter()
+                .map(|&index| convert::to_proto(&items[index], ingested_at).encode_to_vec())
+                .collect();
+            let records = claimed
+                .iter()
+                .zip(&payloads)
+                .map(|(&index, payload)| {
+                    let item = &items[index];
+                    FutureRecord::to(&self.topic)
+                        .key(item.customer_id.as_str())
+                        .payload(payload.as_slice())
+                        .headers(OwnedHeaders::new().insert(Header {
+                            key: "cx-interaction-id",
+                            value: Some(item.interaction_id.as_str()),
+                        }))
+                })
+                .collect();
+            // librdkafka copied them: the payloads need not wait for the acks.
+            self.producer.enqueue_all(records)
+        };
+        let results = enqueued.acknowledged().await;
 
         let mut published = Vec::new();
         let mut failed = Vec::new();
