@@ -43,6 +43,17 @@ impl BatchHandler for Recorder {
     }
 }
 
+/// A config and a topic of this test's own, created on the broker.
+async fn isolated_topic(name: &str) -> (cx_runtime::Config, String) {
+    let iso = Isolation::new();
+    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
+    let topic = iso.topic(name);
+    kafka::ensure_topics(&config.kafka, &[&topic])
+        .await
+        .unwrap();
+    (config, topic)
+}
+
 async fn produce(config: &cx_runtime::Config, topic: &str, values: impl Iterator<Item = String>) {
     let producer = kafka::producer(&config.kafka, "cx-test").unwrap();
     for value in values {
@@ -59,12 +70,7 @@ async fn produce(config: &cx_runtime::Config, topic: &str, values: impl Iterator
 #[tokio::test]
 async fn offsets_move_only_after_the_batch_succeeds_and_survive_a_restart() {
     require_stack().await;
-    let iso = Isolation::new();
-    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
-    let topic = iso.topic("cx.consumer-test");
-    kafka::ensure_topics(&config.kafka, &[&topic])
-        .await
-        .unwrap();
+    let (config, topic) = isolated_topic("cx.consumer-test").await;
     produce(&config, &topic, (0..20).map(|i| format!("first-{i}"))).await;
 
     let settings = ConsumerSettings {
@@ -219,12 +225,7 @@ async fn run_stages(
 #[tokio::test]
 async fn staged_batches_are_prepared_while_the_previous_one_applies_and_commit_in_order() {
     require_stack().await;
-    let iso = Isolation::new();
-    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
-    let topic = iso.topic("cx.consumer-staged-test");
-    kafka::ensure_topics(&config.kafka, &[&topic])
-        .await
-        .unwrap();
+    let (config, topic) = isolated_topic("cx.consumer-staged-test").await;
     // One key: one partition, so the applied order is the produced order.
     let first: Vec<String> = (0..30).map(|i| format!("first-{i:02}")).collect();
     produce(&config, &topic, first.iter().cloned()).await;
@@ -290,12 +291,7 @@ impl consumer::StagedHandler for HoldFirstApply {
 #[tokio::test]
 async fn records_arriving_while_a_batch_applies_wait_for_it_in_one_next_batch() {
     require_stack().await;
-    let iso = Isolation::new();
-    let config = iso.config(ServiceName::Scoring, &brokers(), &redis_url());
-    let topic = iso.topic("cx.consumer-fill-test");
-    kafka::ensure_topics(&config.kafka, &[&topic])
-        .await
-        .unwrap();
+    let (config, topic) = isolated_topic("cx.consumer-fill-test").await;
     produce(&config, &topic, std::iter::once("first".to_string())).await;
 
     let settings = ConsumerSettings {
