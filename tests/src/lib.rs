@@ -237,6 +237,11 @@ impl RunningIngest {
         let app = cx_ingest::IngestApp::build(config)
             .await
             .expect("ingest builds");
+        Self::start_app(app).await
+    }
+
+    /// Runs an app the test built (and kept handles of).
+    pub async fn start_app(app: cx_ingest::IngestApp) -> RunningIngest {
         let (grpc, http, readiness) = (app.grpc_addr(), app.http_addr(), app.readiness());
         Self::spawn(grpc, http, readiness, |stop| app.run_until_stopped(stop)).await
     }

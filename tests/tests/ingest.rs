@@ -417,3 +417,104 @@ async fn redis_down_answers_503_and_recovers_without_restart() {
     assert!(ids.contains(&"r-1".to_string()) && ids.contains(&"r-2".to_string()));
     ingest.stop().await;
 }
+
+#[tokio::test]
+async fn past_its_request_budget_ingest_answers_unavailable_and_takes_the_retry_once() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let app =
+        cx_ingest::IngestApp::build(iso.config(ServiceName::Ingest, &brokers(), &redis_url()))
+            .await
+            .expect("ingest builds");
+    let admission = app.admission();
+    let ingest = RunningIngest::start_app(app).await;
+    let mut client = grpc_client(&ingest).await;
+    let unary = || {
+        authed(
+            SubmitInteractionRequest {
+                interaction: Some(interaction_proto("shed-1", "cust-s")),
+            },
+            WRITER_TOKEN,
+        )
+    };
+    let batch = || {
+        authed(
+            SubmitInteractionsRequest {
+                interactions: vec![interaction_proto("shed-2", "cust-s")],
+            },
+            WRITER_TOKEN,
+        )
+    };
+
+    // Requests in progress hold the whole budget.
+    let held = admission
+        .try_admit(usize::MAX, "test")
+        .expect("an idle ingest has its whole budget");
+    let refused = client.submit_interaction(unary()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("retry"), "{refused:?}");
+    let refused = client.submit_interactions(batch()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    let (status, body) = post(
+        &ingest.http("/v1/interactions"),
+        Some(WRITER_TOKEN),
+        &interaction_json("shed-3", "cust-s"),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("unavailable"))
+    );
+    let (status, body) = post(
+        &ingest.http("/v1/interactions:batch"),
+        Some(WRITER_TOKEN),
+        &json!({"interactions": [interaction_json("shed-4", "cust-s")]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("unavailable"))
+    );
+
+    // Once it is free, every retry is accepted as new: the refused calls
+    // claimed and published nothing.
+    drop(held);
+    let answer = client
+        .submit_interaction(unary())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.duplicate);
+    let answer = client
+        .submit_interactions(batch())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.results[0].status, SubmitStatus::Accepted as i32);
+    for id in ["shed-3", "shed-4"] {
+        let (status, body) = post(
+            &ingest.http("/v1/interactions"),
+            Some(WRITER_TOKEN),
+            &interaction_json(id, "cust-s"),
+        )
+        .await;
+        assert_eq!((status, &body["duplicate"]), (202, &json!(false)), "{body}");
+    }
+    assert_eq!(admission.in_progress(), 0, "every permit returned");
+
+    let records = read_topic(
+        &brokers(),
+        &iso.topic("cx.interactions.v1"),
+        4,
+        QUIET,
+        TIMEOUT,
+    )
+    .await;
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|r| r.interaction().interaction_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["shed-1", "shed-2", "shed-3", "shed-4"]);
+    ingest.stop().await;
+}

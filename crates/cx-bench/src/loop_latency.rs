@@ -100,11 +100,17 @@ enum Answer {
     Failed(String),
 }
 
-/// One call's items: (interaction_id, detractor), when it was made and
-/// answered, and each item's answer.
-type CallResult = (Vec<(String, bool)>, Instant, Instant, Vec<Answer>);
+/// One call's items: (interaction_id, detractor), when it was first made
+/// and finally answered, each item's answer, and how many times the call
+/// was answered UNAVAILABLE and made again.
+type CallResult = (Vec<(String, bool)>, Instant, Instant, Vec<Answer>, u32);
 
-/// Sends `items` in one call (unary for one item, a batch otherwise).
+/// Attempts of a call answered UNAVAILABLE (ingest shedding load, or Kafka
+/// or Redis not taking the write), as a client following the contract would.
+const SUBMIT_ATTEMPTS: u32 = 40;
+
+/// Sends `items` in one call (unary for one item, a batch otherwise),
+/// again after a short pause while ingest answers UNAVAILABLE.
 async fn submit(
     mut client: IngestServiceClient<tonic::transport::Channel>,
     authorization: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
@@ -114,49 +120,79 @@ async fn submit(
         .iter()
         .map(|(i, detractor)| (i.interaction_id.clone(), *detractor))
         .collect();
+    let interactions: Vec<v1::Interaction> = items.into_iter().map(|(i, _)| i).collect();
     let started = Instant::now();
-    let answers = if items.len() == 1 {
-        let (interaction, _) = items.into_iter().next().expect("one item");
-        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
-            interaction: Some(interaction),
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", authorization);
-        match client.submit_interaction(request).await {
-            Ok(response) if response.get_ref().duplicate => vec![Answer::Duplicate],
-            Ok(_) => vec![Answer::Accepted],
-            Err(status) => vec![Answer::Failed(format!(
-                "{:?}: {}",
-                status.code(),
-                status.message()
-            ))],
-        }
-    } else {
-        let count = items.len();
-        let mut request = tonic::Request::new(v1::SubmitInteractionsRequest {
-            interactions: items.into_iter().map(|(i, _)| i).collect(),
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", authorization);
-        match client.submit_interactions(request).await {
-            Ok(response) => response
-                .into_inner()
-                .results
-                .into_iter()
-                .map(|result| match v1::SubmitStatus::try_from(result.status) {
-                    Ok(v1::SubmitStatus::Accepted) => Answer::Accepted,
-                    Ok(v1::SubmitStatus::Duplicate) => Answer::Duplicate,
-                    other => Answer::Failed(format!("item status {other:?}")),
-                })
-                .collect(),
-            Err(status) => (0..count)
-                .map(|_| Answer::Failed(format!("{:?}: {}", status.code(), status.message())))
-                .collect(),
+    let mut retries = 0;
+    let mut pause = Duration::from_millis(10);
+    let answers = loop {
+        match call_once(&mut client, &authorization, &interactions).await {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable && retries + 1 < SUBMIT_ATTEMPTS =>
+            {
+                retries += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            Err(status) => {
+                let error = format!("{:?}: {}", status.code(), status.message());
+                break (0..ids.len())
+                    .map(|_| Answer::Failed(error.clone()))
+                    .collect();
+            }
+            // Every id of a run is new, so a duplicate after a retry was
+            // published by an earlier attempt of this call.
+            Ok(answers) if retries > 0 => {
+                break answers
+                    .into_iter()
+                    .map(|answer| match answer {
+                        Answer::Duplicate => Answer::Accepted,
+                        other => other,
+                    })
+                    .collect()
+            }
+            Ok(answers) => break answers,
         }
     };
-    (ids, started, Instant::now(), answers)
+    (ids, started, Instant::now(), answers, retries)
+}
+
+/// One attempt of a call: an answer per item, or the call's error.
+async fn call_once(
+    client: &mut IngestServiceClient<tonic::transport::Channel>,
+    authorization: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    interactions: &[v1::Interaction],
+) -> Result<Vec<Answer>, tonic::Status> {
+    if let [interaction] = interactions {
+        let mut request = tonic::Request::new(v1::SubmitInteractionRequest {
+            interaction: Some(interaction.clone()),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.clone());
+        let response = client.submit_interaction(request).await?;
+        return Ok(vec![if response.get_ref().duplicate {
+            Answer::Duplicate
+        } else {
+            Answer::Accepted
+        }]);
+    }
+    let mut request = tonic::Request::new(v1::SubmitInteractionsRequest {
+        interactions: interactions.to_vec(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", authorization.clone());
+    let response = client.submit_interactions(request).await?;
+    Ok(response
+        .into_inner()
+        .results
+        .into_iter()
+        .map(|result| match v1::SubmitStatus::try_from(result.status) {
+            Ok(v1::SubmitStatus::Accepted) => Answer::Accepted,
+            Ok(v1::SubmitStatus::Duplicate) => Answer::Duplicate,
+            other => Answer::Failed(format!("item status {other:?}")),
+        })
+        .collect())
 }
 
 /// First arrival per interaction_id, for one topic.
@@ -553,8 +589,11 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     let mut sent = Vec::with_capacity(total);
     let (mut duplicates, mut errors) = (0usize, HashMap::<String, usize>::new());
     let mut last_ack = send_started;
+    let (mut calls_retried, mut retries) = (0usize, 0u64);
     for call in calls {
-        let (ids, started, acked, answers) = call.await?;
+        let (ids, started, acked, answers, call_retries) = call.await?;
+        calls_retried += usize::from(call_retries > 0);
+        retries += u64::from(call_retries);
         for ((interaction_id, detractor), answer) in ids.into_iter().zip(answers) {
             let call = match answer {
                 Answer::Duplicate => {
@@ -696,6 +735,7 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     println!("| accepted | {accepted} |");
     println!("| duplicate answers | {duplicates} |");
     println!("| failed calls | {} |", errors.values().sum::<usize>());
+    println!("| calls answered UNAVAILABLE and made again (times) | {calls_retried} ({retries}) |");
     println!("| counted by the global 1h window (delta) | {counted} |");
     println!("| detractors sent | {detractors_sent} |");
     println!("| detractors accepted | {} |", acked_detractors.len());

@@ -15,6 +15,7 @@ use cx_proto::v1;
 use cx_runtime::ServiceError;
 use serde_json::{json, Value};
 
+use crate::admission::{self, Admission};
 use crate::convert;
 use crate::submit::{Ingestor, Outcome};
 use crate::telemetry;
@@ -200,11 +201,21 @@ impl v1::ingest_service_server::IngestService for GrpcIngest {
 
 // ---------------------------------------------------------------- HTTP
 
-pub fn http_routes(ingestor: Arc<Ingestor>) -> Router {
+/// What the HTTP handlers share.
+#[derive(Clone)]
+struct HttpIngest {
+    ingestor: Arc<Ingestor>,
+    admission: Admission,
+}
+
+pub fn http_routes(ingestor: Arc<Ingestor>, admission: Admission) -> Router {
     Router::new()
         .route("/v1/interactions", post(http_submit_one))
         .route("/v1/interactions:batch", post(http_submit_batch))
-        .with_state(ingestor)
+        .with_state(HttpIngest {
+            ingestor,
+            admission,
+        })
 }
 
 /// Reads a JSON body of at most `limit` bytes: 415 for another content
@@ -265,8 +276,13 @@ fn check_json(value: &Value) -> Checked {
     }
 }
 
-async fn http_submit_one(State(ingestor): State<Arc<Ingestor>>, request: Request) -> Response {
+async fn http_submit_one(State(state): State<HttpIngest>, request: Request) -> Response {
     let started = Instant::now();
+    let weight = admission::http_body_bytes(&request, MAX_SINGLE_BODY_BYTES);
+    let Some(_admitted) = state.admission.try_admit(weight, "http") else {
+        return state.admission.refusal().into_response();
+    };
+    let ingestor = state.ingestor;
     let response = match json_body(request, MAX_SINGLE_BODY_BYTES).await {
         Err(error) => error.into_response(),
         Ok(value) => {
@@ -297,8 +313,13 @@ async fn http_submit_one(State(ingestor): State<Arc<Ingestor>>, request: Request
     response
 }
 
-async fn http_submit_batch(State(ingestor): State<Arc<Ingestor>>, request: Request) -> Response {
+async fn http_submit_batch(State(state): State<HttpIngest>, request: Request) -> Response {
     let started = Instant::now();
+    let weight = admission::http_body_bytes(&request, MAX_BATCH_BODY_BYTES);
+    let Some(_admitted) = state.admission.try_admit(weight, "http") else {
+        return state.admission.refusal().into_response();
+    };
+    let ingestor = state.ingestor;
     let response = match batch_items(request).await {
         Err(error) => error.into_response(),
         Ok(values) => {

@@ -12,6 +12,7 @@ use cx_runtime::{admin, grpc, kafka, Config, Readiness, RedisPool};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::{Admission, Admitted};
 use crate::api::{self, GrpcIngest};
 use crate::dedupe::DedupeStore;
 use crate::submit::Ingestor;
@@ -31,6 +32,10 @@ pub struct IngestSettings {
     pub claim_lease_s: u64,
     /// Milliseconds a request waits for a concurrent one with the same id.
     pub in_flight_wait_ms: u64,
+    /// Request-body bytes in progress (gRPC and HTTP together) past which
+    /// new requests are answered UNAVAILABLE / 503: what bounds ingest's
+    /// memory when Kafka or Redis slows down (see `admission`).
+    pub max_request_bytes_in_progress: u32,
 }
 
 impl Default for IngestSettings {
@@ -41,6 +46,7 @@ impl Default for IngestSettings {
             dedupe_days: 8,
             claim_lease_s: 30,
             in_flight_wait_ms: 2000,
+            max_request_bytes_in_progress: 8 * 1024 * 1024,
         }
     }
 }
@@ -49,6 +55,7 @@ pub struct IngestApp {
     config: Config,
     listeners: Listeners,
     ingestor: Arc<Ingestor>,
+    admission: Admission,
     redis: RedisPool,
     readiness: Readiness,
 }
@@ -60,6 +67,13 @@ impl IngestApp {
             return Err(cx_runtime::ConfigError::Invalid {
                 name: "ingest.dedupe_days".into(),
                 reason: "must be at least 7 (contract)".into(),
+            }
+            .into());
+        }
+        if settings.max_request_bytes_in_progress == 0 {
+            return Err(cx_runtime::ConfigError::Invalid {
+                name: "ingest.max_request_bytes_in_progress".into(),
+                reason: "must be above 0".into(),
             }
             .into());
         }
@@ -84,6 +98,7 @@ impl IngestApp {
             config,
             listeners,
             ingestor,
+            admission: Admission::new(settings.max_request_bytes_in_progress),
             redis,
             readiness,
         })
@@ -101,6 +116,11 @@ impl IngestApp {
         self.readiness.clone()
     }
 
+    /// The budget of request bytes in progress (a handle on the same one).
+    pub fn admission(&self) -> Admission {
+        self.admission.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then drains: not-ready, stop
     /// taking requests, finish those in hand (within the grace period),
     /// flush the producer.
@@ -109,6 +129,7 @@ impl IngestApp {
             config,
             listeners,
             ingestor,
+            admission,
             redis,
             readiness,
         } = self;
@@ -137,11 +158,14 @@ impl IngestApp {
         ]);
         let auth = AuthLayer::new(config.auth.clone(), policy);
 
-        let service = IngestServiceServer::new(GrpcIngest {
-            ingestor: ingestor.clone(),
-        })
-        .max_decoding_message_size(api::MAX_BATCH_BODY_BYTES + 64 * 1024);
-        let http_router = api::http_routes(ingestor.clone())
+        let service = Admitted::new(
+            IngestServiceServer::new(GrpcIngest {
+                ingestor: ingestor.clone(),
+            })
+            .max_decoding_message_size(api::MAX_BATCH_BODY_BYTES + 64 * 1024),
+            admission.clone(),
+        );
+        let http_router = api::http_routes(ingestor.clone(), admission)
             .layer(auth.clone())
             .merge(admin::router(readiness.clone()));
         let serving =

@@ -4,6 +4,7 @@
 //! after Kafka has them (acks=all).
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 mod app;
 pub mod convert;

@@ -33,3 +33,10 @@ pub fn observe_request(protocol: &'static str, started: std::time::Instant) {
     metrics::histogram!(REQUEST_SECONDS, "protocol" => protocol)
         .record(started.elapsed().as_secs_f64());
 }
+
+pub const SHED_TOTAL: &str = "cx_ingest_shed_total";
+
+/// A request refused because the admission budget was full.
+pub fn count_shed(api: &'static str) {
+    metrics::counter!(SHED_TOTAL, "api" => api).increment(1);
+}
