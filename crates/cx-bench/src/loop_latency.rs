@@ -105,9 +105,11 @@ enum Answer {
 /// was answered UNAVAILABLE and made again.
 type CallResult = (Vec<(String, bool)>, Instant, Instant, Vec<Answer>, u32);
 
-/// Attempts of a call answered UNAVAILABLE (ingest shedding load, or Kafka
-/// or Redis not taking the write), as a client following the contract would.
-const SUBMIT_ATTEMPTS: u32 = 40;
+/// How long a call answered UNAVAILABLE (ingest shedding load, or Kafka or
+/// Redis not taking the write) is made again, as a client following the
+/// contract would: longer than ingest's 30 s claim lease, which a call
+/// that timed out on Redis may leave behind.
+const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Sends `items` in one call (unary for one item, a batch otherwise),
 /// again after a short pause while ingest answers UNAVAILABLE.
@@ -127,7 +129,7 @@ async fn submit(
     let answers = loop {
         match call_once(&mut client, &authorization, &interactions).await {
             Err(status)
-                if status.code() == tonic::Code::Unavailable && retries + 1 < SUBMIT_ATTEMPTS =>
+                if status.code() == tonic::Code::Unavailable && started.elapsed() < RETRY_FOR =>
             {
                 retries += 1;
                 tokio::time::sleep(pause).await;

@@ -24,6 +24,9 @@ use crate::telemetry;
 pub const MAX_BATCH_ITEMS: usize = 1000;
 pub const MAX_SINGLE_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_BATCH_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// The largest gRPC message taken: a batch at the HTTP limit, plus room for
+/// protobuf's framing.
+pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_BATCH_BODY_BYTES + 64 * 1024;
 
 /// One item of a request after validation.
 type Checked = Result<Interaction, Vec<FieldViolation>>;
@@ -66,8 +69,7 @@ async fn submit_checked(ingestor: &Ingestor, items: Vec<(String, Checked)>) -> V
     for (interaction_id, checked) in items {
         verdicts.push((interaction_id, checked.map(|i| valid.push(i))));
     }
-    let mut outcomes = ingestor.submit(&valid).await.into_iter();
-    drop(valid);
+    let mut outcomes = ingestor.submit(valid).await.into_iter();
     verdicts
         .into_iter()
         .map(|(interaction_id, checked)| match checked {

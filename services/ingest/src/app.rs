@@ -46,7 +46,10 @@ impl Default for IngestSettings {
             dedupe_days: 8,
             claim_lease_s: 30,
             in_flight_wait_ms: 2000,
-            max_request_bytes_in_progress: 8 * 1024 * 1024,
+            // Measured: ≈ 15 MB of memory per MiB in progress when
+            // interactions are small (docs/BENCHMARKS.md), so 2 MiB keeps
+            // cx-ingest under 64 MiB. Larger requests need an idle ingest.
+            max_request_bytes_in_progress: 2 * 1024 * 1024,
         }
     }
 }
@@ -70,10 +73,13 @@ impl IngestApp {
             }
             .into());
         }
-        if settings.max_request_bytes_in_progress == 0 {
+        if (settings.max_request_bytes_in_progress as usize) < api::MAX_SINGLE_BODY_BYTES {
             return Err(cx_runtime::ConfigError::Invalid {
                 name: "ingest.max_request_bytes_in_progress".into(),
-                reason: "must be above 0".into(),
+                reason: format!(
+                    "must be at least {} (the largest single interaction)",
+                    api::MAX_SINGLE_BODY_BYTES
+                ),
             }
             .into());
         }
@@ -162,7 +168,7 @@ impl IngestApp {
             IngestServiceServer::new(GrpcIngest {
                 ingestor: ingestor.clone(),
             })
-            .max_decoding_message_size(api::MAX_BATCH_BODY_BYTES + 64 * 1024),
+            .max_decoding_message_size(api::MAX_GRPC_MESSAGE_BYTES),
             admission.clone(),
         );
         let http_router = api::http_routes(ingestor.clone(), admission)

@@ -58,15 +58,23 @@ impl Ingestor {
         &self.dedupe
     }
 
-    /// Submits valid interactions; one outcome per item, in order.
-    pub async fn submit(&self, items: &[Interaction]) -> Vec<Outcome> {
+    /// Submits valid interactions; one outcome per item, in order. Each
+    /// interaction is dropped once encoded for Kafka: while the produce is
+    /// acknowledged only its id is kept (the memory of the requests in
+    /// progress is what ingest's budget bounds).
+    pub async fn submit(&self, items: Vec<Interaction>) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+        let ids: Vec<String> = items
+            .iter()
+            .map(|i| i.interaction_id.as_str().to_owned())
+            .collect();
+        let mut unpublished: Vec<Option<Interaction>> = items.into_iter().map(Some).collect();
 
         // The first occurrence of an id in the batch leads; repeats follow it.
         let mut leader_by_id: HashMap<&str, usize> = HashMap::new();
-        let mut follower_of: Vec<Option<usize>> = vec![None; items.len()];
-        for (index, item) in items.iter().enumerate() {
-            match leader_by_id.entry(item.interaction_id.as_str()) {
+        let mut follower_of: Vec<Option<usize>> = vec![None; ids.len()];
+        for (index, id) in ids.iter().enumerate() {
+            match leader_by_id.entry(id.as_str()) {
                 std::collections::hash_map::Entry::Occupied(e) => {
                     follower_of[index] = Some(*e.get())
                 }
@@ -75,7 +83,7 @@ impl Ingestor {
                 }
             }
         }
-        let mut waiting: Vec<usize> = (0..items.len())
+        let mut waiting: Vec<usize> = (0..ids.len())
             .filter(|i| follower_of[*i].is_none())
             .collect();
 
@@ -83,11 +91,8 @@ impl Ingestor {
         let deadline = tokio::time::Instant::now() + self.in_flight_wait;
         let mut backoff = Duration::from_millis(10);
         while !waiting.is_empty() {
-            let ids: Vec<&str> = waiting
-                .iter()
-                .map(|i| items[*i].interaction_id.as_str())
-                .collect();
-            let claims = match self.dedupe.claim(&ids, &token).await {
+            let waiting_ids: Vec<&str> = waiting.iter().map(|i| ids[*i].as_str()).collect();
+            let claims = match self.dedupe.claim(&waiting_ids, &token).await {
                 Ok(claims) => claims,
                 Err(error) => {
                     tracing::warn!(%error, items = waiting.len(), "redis unavailable, refusing the write");
@@ -107,7 +112,8 @@ impl Ingestor {
                     Claim::InFlight => in_flight.push(index),
                 }
             }
-            for (index, outcome) in self.publish_claimed(items, &claimed, &token).await {
+            let publishing = self.publish_claimed(&mut unpublished, &ids, &claimed, &token);
+            for (index, outcome) in publishing.await {
                 outcomes[index] = Some(outcome);
             }
             waiting = in_flight;
@@ -145,11 +151,13 @@ impl Ingestor {
         outcomes
     }
 
-    /// Produces every claimed item concurrently, then completes or releases
-    /// the claims in one Redis round trip each.
+    /// Produces every claimed item concurrently (taking it out of
+    /// `unpublished`), then completes or releases the claims in one Redis
+    /// round trip each.
     async fn publish_claimed(
         &self,
-        items: &[Interaction],
+        unpublished: &mut [Option<Interaction>],
+        ids: &[String],
         claimed: &[usize],
         token: &str,
     ) -> Vec<(usize, Outcome)> {
@@ -158,25 +166,30 @@ impl Ingestor {
         }
         let ingested_at = time::OffsetDateTime::now_utc();
         let enqueued = {
-            let payloads: Vec<Vec<u8>> = claimed
+            // (key, payload) per claimed item; the interactions go here.
+            let encoded: Vec<(String, Vec<u8>)> = claimed
                 .iter()
-                .map(|&index| convert::to_proto(&items[index], ingested_at).encode_to_vec())
+                .map(|&index| unpublished[index].take().expect("an item is claimed once"))
+                .map(|item| {
+                    let payload = convert::to_proto(&item, ingested_at).encode_to_vec();
+                    (item.customer_id.into_inner(), payload)
+                })
                 .collect();
             let records = claimed
                 .iter()
-                .zip(&payloads)
-                .map(|(&index, payload)| {
-                    let item = &items[index];
+                .zip(&encoded)
+                .map(|(&index, (key, payload))| {
                     FutureRecord::to(&self.topic)
-                        .key(item.customer_id.as_str())
+                        .key(key.as_str())
                         .payload(payload.as_slice())
                         .headers(OwnedHeaders::new().insert(Header {
                             key: "cx-interaction-id",
-                            value: Some(item.interaction_id.as_str()),
+                            value: Some(ids[index].as_str()),
                         }))
                 })
                 .collect();
-            // librdkafka copied them: the payloads need not wait for the acks.
+            // librdkafka copied them: keys and payloads need not wait for
+            // the acks.
             self.producer.enqueue_all(records)
         };
         let results = enqueued.acknowledged().await;
@@ -185,7 +198,7 @@ impl Ingestor {
         let mut failed = Vec::new();
         let mut out = Vec::with_capacity(claimed.len());
         for (&index, result) in claimed.iter().zip(results) {
-            let id = items[index].interaction_id.as_str();
+            let id = ids[index].as_str();
             match result {
                 Ok(()) => {
                     published.push(id);

@@ -3,19 +3,22 @@
 
 use std::io::Read;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use cx_domain::FieldViolation;
 use cx_proto::prost::Message;
 use cx_proto::v1;
+use cx_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{emit, emit_json, report, unary, CliError, CmdResult, Ctx, Exit};
+use super::{emit, emit_json, report, unary, CliError, CmdResult, Ctx, Exit, Svc};
 use crate::input::{self, Format};
 use crate::SubmitArgs;
 
-/// Request bytes per batch, under the 4 MiB a gRPC server takes by default.
-const MAX_BATCH_BYTES: usize = 3 * 1024 * 1024;
+/// Request bytes per batch: well under ingest's default budget of request
+/// bytes in progress (2 MiB), so a batch fits beside other clients' calls.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// What happened to one input record.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,10 +137,7 @@ async fn send(
     let mut client = ctx.ingest().await?;
     for batch in batches(items, batch_size, MAX_BATCH_BYTES) {
         let (indices, interactions): (Vec<usize>, Vec<v1::Interaction>) = batch.into_iter().unzip();
-        let response = client
-            .submit_interactions(unary(v1::SubmitInteractionsRequest { interactions }))
-            .await?
-            .into_inner();
+        let response = submit_retrying(&mut client, interactions).await?;
         for (position, result) in response.results.into_iter().enumerate() {
             let slot = usize::try_from(result.index)
                 .ok()
@@ -162,6 +162,32 @@ async fn send(
         }
     }
     Ok(())
+}
+
+/// Calls of one batch while ingest answers UNAVAILABLE: it was shedding
+/// load, or Kafka or Redis could not take the write; either way nothing was
+/// half-done, and what an earlier call published answers `duplicate`.
+const ATTEMPTS: u32 = 5;
+
+async fn submit_retrying(
+    client: &mut IngestServiceClient<Svc>,
+    interactions: Vec<v1::Interaction>,
+) -> Result<v1::SubmitInteractionsResponse, tonic::Status> {
+    let mut pause = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        let request = unary(v1::SubmitInteractionsRequest {
+            interactions: interactions.clone(),
+        });
+        match client.submit_interactions(request).await {
+            Err(status) if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            answer => return answer.map(tonic::Response::into_inner),
+        }
+    }
 }
 
 /// Consecutive groups of at most `max_items` and (unless one item alone is
