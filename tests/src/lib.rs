@@ -330,6 +330,29 @@ impl Record {
     }
 }
 
+/// The interaction_ids of the records on an interactions topic (read as
+/// [`read_topic`] does, 1.5 s quiet, 30 s at most), sorted.
+pub async fn published_interaction_ids(
+    brokers: &str,
+    topic: &str,
+    expect_at_least: usize,
+) -> Vec<String> {
+    let records = read_topic(
+        brokers,
+        topic,
+        expect_at_least,
+        Duration::from_millis(1500),
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut ids: Vec<String> = records
+        .iter()
+        .map(|r| r.interaction().interaction_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Reads a whole topic from the beginning: keeps polling until no record
 /// arrived for `quiet` (after `expect_at_least` records were seen) or
 /// `timeout` passed.

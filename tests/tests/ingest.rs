@@ -186,19 +186,7 @@ async fn a_repeated_interaction_is_a_duplicate_and_is_not_republished() {
         .collect();
     assert_eq!(statuses, ["accepted", "duplicate", "duplicate"]);
 
-    let records = read_topic(
-        &brokers(),
-        &iso.topic("cx.interactions.v1"),
-        2,
-        QUIET,
-        TIMEOUT,
-    )
-    .await;
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
-    ids.sort();
+    let ids = published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 2).await;
     assert_eq!(
         ids,
         ["dup-1", "dup-2"],
@@ -349,18 +337,7 @@ async fn bad_input_is_refused_with_field_names_and_publishes_nothing() {
     );
 
     // Only the one good item reached the topic.
-    let records = read_topic(
-        &brokers(),
-        &iso.topic("cx.interactions.v1"),
-        1,
-        QUIET,
-        TIMEOUT,
-    )
-    .await;
-    let ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
+    let ids = published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 1).await;
     assert_eq!(ids, ["good-1"]);
     ingest.stop().await;
 }
@@ -401,18 +378,7 @@ async fn redis_down_answers_503_and_recovers_without_restart() {
         json!({"interaction_id": "r-2", "duplicate": false}),
         "a refused write left nothing behind"
     );
-    let records = read_topic(
-        &brokers(),
-        &iso.topic("cx.interactions.v1"),
-        2,
-        QUIET,
-        TIMEOUT,
-    )
-    .await;
-    let ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
+    let ids = published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 2).await;
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&"r-1".to_string()) && ids.contains(&"r-2".to_string()));
     ingest.stop().await;
@@ -502,19 +468,7 @@ async fn past_its_request_budget_ingest_answers_unavailable_and_takes_the_retry_
     }
     assert_eq!(admission.in_progress(), 0, "every permit returned");
 
-    let records = read_topic(
-        &brokers(),
-        &iso.topic("cx.interactions.v1"),
-        4,
-        QUIET,
-        TIMEOUT,
-    )
-    .await;
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
-    ids.sort();
+    let ids = published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 4).await;
     assert_eq!(ids, ["shed-1", "shed-2", "shed-3", "shed-4"]);
     ingest.stop().await;
 }

@@ -81,19 +81,8 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     )
     .await;
 
-    let records = read_topic(
-        &broker.brokers(),
-        &iso.topic("cx.interactions.v1"),
-        2,
-        Duration::from_millis(1500),
-        Duration::from_secs(30),
-    )
-    .await;
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
-    ids.sort();
+    let ids =
+        published_interaction_ids(&broker.brokers(), &iso.topic("cx.interactions.v1"), 2).await;
     assert_eq!(ids, ["k-1", "k-2"], "each exactly once");
     ingest.stop().await;
 }
