@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when run, not baked in when compiled: two checkouts sharing one
+    // target directory share this script's binary (cargo's hash of a path
+    // package does not include its location).
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "cx/v1/interaction.proto",
         "cx/v1/ingest.proto",
