@@ -194,15 +194,19 @@ impl Body for AdmittedBody {
     }
 }
 
-/// What an HTTP request weighs: its declared `content-length`, or `limit`
-/// (the route's largest body) when it declares none.
-pub fn http_body_bytes(request: &http::Request<axum::body::Body>, limit: usize) -> usize {
+/// An HTTP request's declared `content-length`, when it declares a valid one.
+pub fn declared_length(request: &http::Request<axum::body::Body>) -> Option<usize> {
     request
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .map_or(limit, |declared| declared.min(limit))
+}
+
+/// What an HTTP request weighs: its declared `content-length`, or `limit`
+/// (the route's largest body) when it declares none.
+pub fn http_body_bytes(request: &http::Request<axum::body::Body>, limit: usize) -> usize {
+    declared_length(request).map_or(limit, |declared| declared.min(limit))
 }
 
 #[cfg(test)]
@@ -259,6 +263,17 @@ mod tests {
         }
     }
 
+    /// One call of `service` with a message of `length` bytes.
+    async fn call<S>(service: &mut S, length: u32) -> S::Response
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>,
+    {
+        service
+            .call(http::Request::new(grpc_body(length)))
+            .await
+            .unwrap()
+    }
+
     fn reader() -> (Reader, oneshot::Sender<()>) {
         let (release, wait) = oneshot::channel();
         let reader = Reader {
@@ -283,41 +298,28 @@ mod tests {
         assert_eq!(admission.in_progress(), 605);
 
         // 605 + 405 > 1000: refused with UNAVAILABLE, holding nothing.
-        let refused = service
-            .call(http::Request::new(grpc_body(400)))
-            .await
-            .unwrap();
+        let refused = call(&mut service, 400).await;
         assert_eq!(refused, Err(tonic::Code::Unavailable));
         assert_eq!(admission.in_progress(), 605);
         // One that fits beside it is admitted.
-        let fits = service
-            .call(http::Request::new(grpc_body(300)))
-            .await
-            .unwrap();
+        let fits = call(&mut service, 300).await;
         assert_eq!(fits, Ok(305));
 
         // The permit is held until the first answers, then returned.
         release.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), Ok(605));
         assert_eq!(admission.in_progress(), 0);
-        let now_fits = service
-            .call(http::Request::new(grpc_body(400)))
-            .await
-            .unwrap();
+        let now_fits = call(&mut service, 400).await;
         assert_eq!(now_fits, Ok(405));
     }
 
     #[tokio::test]
     async fn a_request_larger_than_the_budget_gets_through_alone() {
-        use tower::Service;
         let admission = Admission::new(100);
         let (reader, release) = reader();
         drop(release);
         let mut service = Admitted::new(reader, admission.clone());
-        let answer = service
-            .call(http::Request::new(grpc_body(5000)))
-            .await
-            .unwrap();
+        let answer = call(&mut service, 5000).await;
         assert_eq!(answer, Ok(5005));
         assert_eq!(admission.in_progress(), 0);
     }

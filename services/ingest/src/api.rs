@@ -14,6 +14,7 @@ use cx_domain::{FieldViolation, Interaction, RawInteraction};
 use cx_proto::v1;
 use cx_runtime::ServiceError;
 use serde_json::{json, Value};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::{self, Admission};
 use crate::convert;
@@ -210,6 +211,17 @@ struct HttpIngest {
     admission: Admission,
 }
 
+impl HttpIngest {
+    /// Admits `request` (bodies up to `limit`) before its body is read, or
+    /// the error (503) that refuses it.
+    fn admit(&self, request: &Request, limit: usize) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let weight = admission::http_body_bytes(request, limit);
+        self.admission
+            .try_admit(weight, "http")
+            .ok_or_else(|| self.admission.refusal())
+    }
+}
+
 pub fn http_routes(ingestor: Arc<Ingestor>, admission: Admission) -> Router {
     Router::new()
         .route("/v1/interactions", post(http_submit_one))
@@ -235,12 +247,7 @@ async fn json_body(request: Request, limit: usize) -> Result<Value, ServiceError
             content_type
         )));
     }
-    if let Some(length) = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(length) = admission::declared_length(&request) {
         if length > limit {
             return Err(too_large(limit));
         }
@@ -280,9 +287,9 @@ fn check_json(value: &Value) -> Checked {
 
 async fn http_submit_one(State(state): State<HttpIngest>, request: Request) -> Response {
     let started = Instant::now();
-    let weight = admission::http_body_bytes(&request, MAX_SINGLE_BODY_BYTES);
-    let Some(_admitted) = state.admission.try_admit(weight, "http") else {
-        return state.admission.refusal().into_response();
+    let _admitted = match state.admit(&request, MAX_SINGLE_BODY_BYTES) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
     };
     let ingestor = state.ingestor;
     let response = match json_body(request, MAX_SINGLE_BODY_BYTES).await {
@@ -317,9 +324,9 @@ async fn http_submit_one(State(state): State<HttpIngest>, request: Request) -> R
 
 async fn http_submit_batch(State(state): State<HttpIngest>, request: Request) -> Response {
     let started = Instant::now();
-    let weight = admission::http_body_bytes(&request, MAX_BATCH_BODY_BYTES);
-    let Some(_admitted) = state.admission.try_admit(weight, "http") else {
-        return state.admission.refusal().into_response();
+    let _admitted = match state.admit(&request, MAX_BATCH_BODY_BYTES) {
+        Ok(permit) => permit,
+        Err(refused) => return refused.into_response(),
     };
     let ingestor = state.ingestor;
     let response = match batch_items(request).await {
