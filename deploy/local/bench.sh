@@ -70,6 +70,12 @@ if [ "$what" = scoring ] || [ "$what" = all ]; then
   stop_services
 fi
 start_loop() {
+  # One partition per topic (CX_TOPIC_PARTITIONS overrides): one replica of
+  # each service needs no more. tansu (0.6.0) lists every stored batch of
+  # each partition a fetch reads, so each partition adds to every fetch:
+  # at 6, ack -> alert p99 was 220-240 ms at 2k/s against 100-159 ms at 1
+  # (docs/BENCHMARKS.md). Deployments size partitions to their replicas.
+  export CX_TOPIC_PARTITIONS="${CX_TOPIC_PARTITIONS:-1}"
   fresh_stack
   start_service ingest 8081
   start_service scoring 8082
