@@ -74,7 +74,9 @@ start_loop() {
   # each service needs no more. tansu (0.6.0) lists every stored batch of
   # each partition a fetch reads, so each partition adds to every fetch:
   # at 6, ack -> alert p99 was 220-240 ms at 2k/s against 100-159 ms at 1
-  # (docs/BENCHMARKS.md). Deployments size partitions to their replicas.
+  # (docs/BENCHMARKS.md). Not for low rates (the demo's 25/s): there each
+  # request is one batch anyway and one partition holds them all.
+  # Deployments size partitions to their replicas.
   export CX_TOPIC_PARTITIONS="${CX_TOPIC_PARTITIONS:-1}"
   fresh_stack
   start_service ingest 8081
