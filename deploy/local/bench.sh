@@ -78,7 +78,7 @@ start_loop() {
   # request is one batch anyway and one partition holds them all.
   # Deployments size partitions to their replicas.
   export CX_TOPIC_PARTITIONS="${CX_TOPIC_PARTITIONS:-1}"
-  echo "topics: $CX_TOPIC_PARTITIONS partition(s) each; librdkafka: $CX_KAFKA_PROPERTIES"
+  echo "topics: $CX_TOPIC_PARTITIONS partition(s) each"
   fresh_stack
   start_service ingest 8081
   start_service scoring 8082
