@@ -345,12 +345,17 @@ pub async fn published_interaction_ids(
         Duration::from_secs(30),
     )
     .await;
-    let mut ids: Vec<String> = records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect();
+    let mut ids = interaction_ids(&records);
     ids.sort();
     ids
+}
+
+/// The interaction_id of each record of an interactions topic, in order.
+pub fn interaction_ids(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r.interaction().interaction_id)
+        .collect()
 }
 
 /// Reads a whole topic from the beginning: keeps polling until no record

@@ -153,13 +153,6 @@ impl Load {
     }
 }
 
-fn ids_on(records: &[Record]) -> Vec<String> {
-    records
-        .iter()
-        .map(|r| r.interaction().interaction_id)
-        .collect()
-}
-
 #[tokio::test]
 async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on_the_topic() {
     require_stack().await;
@@ -184,7 +177,7 @@ async fn sigterm_during_load_exits_zero_and_every_acknowledged_interaction_is_on
         Duration::from_secs(60),
     )
     .await;
-    let ids = ids_on(&records);
+    let ids = interaction_ids(&records);
     let on_topic: HashSet<String> = ids.iter().cloned().collect();
     let missing: Vec<&String> = acked.difference(&on_topic).collect();
     assert!(
@@ -243,7 +236,7 @@ async fn kill_9_during_load_then_client_retries_publish_everything_and_acknowled
         Duration::from_secs(60),
     )
     .await;
-    let ids = ids_on(&records);
+    let ids = interaction_ids(&records);
     let mut copies: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for id in &ids {
         *copies.entry(id.as_str()).or_default() += 1;
