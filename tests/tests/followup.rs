@@ -395,8 +395,12 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     // redelivered alert opens nothing, a new alert opens a new task.
     produce_alert(&config, &alert("al_1", "cust-9", "critical")).await;
 
-    // The customer's next survey decides the outcome.
+    // The customer's next survey decides the outcome: not one of a
+    // customer without a task, nor the one after it (the opposite score).
+    produce_survey(&config, "cust-without-task", "survey-other", nps).await;
     produce_survey(&config, "cust-9", "survey-after", nps).await;
+    let opposite = if nps >= 9 { 3 } else { 9 };
+    produce_survey(&config, "cust-9", "survey-later", opposite).await;
     let tasks = client
         .wait_for("cust-9", "an outcome", |t| {
             t.iter().any(|t| t.outcome.is_some())

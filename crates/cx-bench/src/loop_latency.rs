@@ -4,13 +4,21 @@
 //! `detractor-share` fraction are detractors (NPS 0–6, a verbatim without
 //! keywords: exactly one `response` alert expected each), the rest promoters
 //! (NPS 9–10, no alert expected). Consumers on `cx.alerts.v1` (and, with
-//! `--tasks`, `cx.followups.v1`) note when each alert and task arrives. All
-//! instants come from one process's monotonic clock: no clock skew.
+//! `--tasks`, `cx.followups.v1`) note when each alert and task arrives. The
+//! latencies come from this process's monotonic clock: no clock skew.
 //!
 //! Measured: ingest acknowledged → response alert on the alerts topic, and
 //! with `--tasks` ingest acknowledged → first task naming the interaction,
 //! and alert arrival → task arrival. Checked: the global 1h window of
 //! cx-scoring counts every accepted interaction.
+//!
+//! Where ack → alert goes: each alert carries `created_at` (alerting raised
+//! it) and its record timestamp (the relay produced it), so the time splits
+//! into stages, printed with the median of each over the slowest 1 % (what
+//! the tail is made of). `--scored-stages` also reads cx.scored.v1 for
+//! `scored_at`, splitting scoring's part from alerting's. Stages are
+//! wall-clock differences between processes of this machine, at ms
+//! resolution.
 //!
 //! With `--batch N` the interactions go in `SubmitInteractions` calls of N:
 //! the sustained end-to-end throughput run. Its figure is accepted
@@ -78,6 +86,13 @@ pub(crate) struct LoopLatencyArgs {
     /// Also measure follow-up tasks on the followups topic.
     #[arg(long)]
     tasks: bool,
+    #[arg(long, default_value = "cx.scored.v1")]
+    scored_topic: String,
+    /// Also read the scored topic, to split the time before an alert is
+    /// raised into scoring's part and alerting's (one more consumer on the
+    /// broker while measuring).
+    #[arg(long)]
+    scored_stages: bool,
     /// Seconds to wait after the last acknowledgement for late alerts/tasks.
     #[arg(long, default_value_t = 10)]
     wait_seconds: u64,
@@ -197,10 +212,22 @@ async fn call_once(
         .collect())
 }
 
+/// Wall-clock stamps (ms since the epoch) a record carries besides its
+/// arrival: where it was made and when its producer sent it.
+#[derive(Clone, Copy, Default)]
+struct Stamps {
+    /// An alert's `created_at` (alerting raised it, before its decide
+    /// script), or a scored interaction's `scored_at` (after the windows
+    /// were written).
+    made_ms: Option<i64>,
+    /// The Kafka record's timestamp: its producer's send.
+    produced_ms: Option<i64>,
+}
+
 /// First arrival per interaction_id, for one topic.
 #[derive(Default)]
 struct Arrivals {
-    first: Mutex<HashMap<String, Instant>>,
+    first: Mutex<HashMap<String, (Instant, Stamps)>>,
     /// Records of this run seen again for an id already noted.
     repeats: AtomicU64,
     /// Alerts of this run of another kind than `response` (keyword, …).
@@ -214,17 +241,30 @@ struct Arrivals {
 }
 
 impl Arrivals {
-    fn note(&self, id: &str, at: Instant) {
+    fn note(&self, id: &str, at: Instant, stamps: Stamps) {
         let mut first = self.first.lock().expect("arrivals lock");
         if first.contains_key(id) {
             self.repeats.fetch_add(1, Ordering::Relaxed);
         } else {
-            first.insert(id.to_owned(), at);
+            first.insert(id.to_owned(), (at, stamps));
         }
     }
 
     fn get(&self, id: &str) -> Option<Instant> {
-        self.first.lock().expect("arrivals lock").get(id).copied()
+        self.first
+            .lock()
+            .expect("arrivals lock")
+            .get(id)
+            .map(|(at, _)| *at)
+    }
+
+    fn stamps(&self, id: &str) -> Stamps {
+        self.first
+            .lock()
+            .expect("arrivals lock")
+            .get(id)
+            .map(|(_, stamps)| *stamps)
+            .unwrap_or_default()
     }
 
     fn len(&self) -> usize {
@@ -236,8 +276,8 @@ impl Arrivals {
             .lock()
             .expect("arrivals lock")
             .values()
+            .map(|(at, _)| *at)
             .max()
-            .copied()
     }
 }
 
@@ -245,16 +285,62 @@ impl Arrivals {
 enum Feed {
     Alerts,
     Tasks,
+    Scored,
 }
 
-/// Pulls the interaction ids of this run out of one record.
-fn note_record(feed: Feed, payload: &[u8], prefix: &str, at: Instant, arrivals: &Arrivals) {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+/// Notes a scored interaction of this run with its `scored_at`.
+fn note_scored(
+    payload: &[u8],
+    prefix: &str,
+    at: Instant,
+    produced_ms: Option<i64>,
+    arrivals: &Arrivals,
+) {
+    use cx_proto::prost::Message as _;
+    let Ok(scored) = v1::ScoredInteraction::decode(payload) else {
         arrivals.unreadable.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    let id = scored
+        .interaction
+        .as_ref()
+        .map(|i| i.interaction_id.as_str())
+        .unwrap_or_default();
+    if id.starts_with(prefix) {
+        let made_ms = scored
+            .scored_at
+            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        arrivals.note(
+            id,
+            at,
+            Stamps {
+                made_ms,
+                produced_ms,
+            },
+        );
+    }
+}
+
+/// Pulls the interaction ids of this run out of one record.
+fn note_record(
+    feed: Feed,
+    payload: &[u8],
+    prefix: &str,
+    at: Instant,
+    produced_ms: Option<i64>,
+    arrivals: &Arrivals,
+) {
+    let json = || {
+        let value = serde_json::from_slice::<serde_json::Value>(payload).ok();
+        if value.is_none() {
+            arrivals.unreadable.fetch_add(1, Ordering::Relaxed);
+        }
+        value
+    };
     match feed {
+        Feed::Scored => note_scored(payload, prefix, at, produced_ms, arrivals),
         Feed::Alerts => {
+            let Some(value) = json() else { return };
             let Some(id) = value["interaction_id"].as_str() else {
                 return; // window alerts (threshold, spike) name no interaction
             };
@@ -262,19 +348,37 @@ fn note_record(feed: Feed, payload: &[u8], prefix: &str, at: Instant, arrivals: 
                 return;
             }
             if value["kind"].as_str() == Some("response") {
-                arrivals.note(id, at);
+                let made_ms = value["created_at"]
+                    .as_str()
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(
+                            t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+                arrivals.note(
+                    id,
+                    at,
+                    Stamps {
+                        made_ms,
+                        produced_ms,
+                    },
+                );
             } else {
                 arrivals.other_kinds.fetch_add(1, Ordering::Relaxed);
             }
         }
         Feed::Tasks => {
+            let Some(value) = json() else { return };
             let Some(ids) = value["interaction_ids"].as_array() else {
                 arrivals.unreadable.fetch_add(1, Ordering::Relaxed);
                 return;
             };
             for id in ids.iter().filter_map(|v| v.as_str()) {
                 if id.starts_with(prefix) {
-                    arrivals.note(id, at);
+                    arrivals.note(id, at, Stamps::default());
                 }
             }
         }
@@ -338,6 +442,7 @@ fn start_consumer(
                 m.payload().unwrap_or_default(),
                 &prefix,
                 at,
+                m.timestamp().to_millis(),
                 &arrivals,
             );
         } else {
@@ -460,6 +565,112 @@ impl Series {
     }
 }
 
+/// Maps this process's monotonic instants onto the wall clock the services
+/// stamp records with (one reading; a clock step during the run skews it).
+struct WallClock {
+    instant: Instant,
+    unix_ms: f64,
+}
+
+impl WallClock {
+    fn now() -> WallClock {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        WallClock {
+            instant: Instant::now(),
+            unix_ms: unix.as_secs_f64() * 1e3,
+        }
+    }
+
+    fn unix_ms(&self, at: Instant) -> f64 {
+        self.unix_ms + ms_between(self.instant, at)
+    }
+}
+
+/// The stages of ack → alert, named, with one sample per alert for each:
+/// over all alerts, and over those at or above `tail_from` ms (the slowest).
+struct Stages {
+    names: &'static [&'static str],
+    all: Vec<Vec<f64>>,
+    tail: Vec<Vec<f64>>,
+}
+
+/// Splits ack → alert by the stamps the records carry (an alert's
+/// `created_at` and record timestamp; with `scored`, the interaction's
+/// `scored_at`). Stages are wall-clock differences at ms resolution.
+fn stages(
+    detractors: &[&Sent],
+    alerts: &Arrivals,
+    scored: Option<&Arrivals>,
+    clock: &WallClock,
+    tail_from: f64,
+) -> Stages {
+    let names: &'static [&'static str] = if scored.is_some() {
+        &[
+            "ack → scored_at (cx.interactions.v1 fetch, scoring batch, window script)",
+            "scored_at → alert raised (scored produce, cx.scored.v1 fetch, alerting batch)",
+            "alert raised → produced to cx.alerts.v1 (decide script, outbox, relay)",
+            "produced → arrival (produce, cx.alerts.v1 fetch by this bench)",
+        ]
+    } else {
+        &[
+            "ack → alert raised (scoring, cx.scored.v1, alerting batch)",
+            "alert raised → produced to cx.alerts.v1 (decide script, outbox, relay)",
+            "produced → arrival (produce, cx.alerts.v1 fetch by this bench)",
+        ]
+    };
+    let mut all: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut tail: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for s in detractors {
+        let (Some((_, acked)), Some(arrived)) = (s.call, alerts.get(&s.interaction_id)) else {
+            continue;
+        };
+        let alert = alerts.stamps(&s.interaction_id);
+        let (Some(raised), Some(produced)) = (alert.made_ms, alert.produced_ms) else {
+            continue;
+        };
+        let mut marks = vec![clock.unix_ms(acked)];
+        if let Some(scored) = scored {
+            let Some(scored_at) = scored.stamps(&s.interaction_id).made_ms else {
+                continue;
+            };
+            marks.push(scored_at as f64);
+        }
+        marks.extend([raised as f64, produced as f64, clock.unix_ms(arrived)]);
+        let slow = ms_between(acked, arrived) >= tail_from;
+        for (stage, pair) in marks.windows(2).enumerate() {
+            all[stage].push(pair[1] - pair[0]);
+            if slow {
+                tail[stage].push(pair[1] - pair[0]);
+            }
+        }
+    }
+    Stages { names, all, tail }
+}
+
+/// Where the time from ack to alert goes: per stage, its percentiles over
+/// all alerts and its median over the slowest 1 % (what the tail is made of).
+fn print_stages(stages: Stages) {
+    let show = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    println!(
+        "| stage of ack → alert (ms, wall clock) | n | p50 | p90 | p99 | median of the slowest 1 % |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for ((name, all), tail) in stages.names.iter().zip(stages.all).zip(stages.tail) {
+        let all = Series::new(*name, all);
+        let tail = Series::new(*name, tail);
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            all.ms.len(),
+            show(all.at(0.50)),
+            show(all.at(0.90)),
+            show(all.at(0.99)),
+            show(tail.at(0.50)),
+        );
+    }
+}
+
 fn ms_between(from: Instant, to: Instant) -> f64 {
     if to >= from {
         (to - from).as_secs_f64() * 1e3
@@ -522,6 +733,7 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let alerts = Arc::new(Arrivals::default());
     let tasks = Arc::new(Arrivals::default());
+    let scored = Arc::new(Arrivals::default());
     let mut consumers = vec![
         start_feed(
             &args.brokers,
@@ -546,6 +758,22 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
             .await?,
         );
     }
+    if args.scored_stages {
+        consumers.push(
+            start_feed(
+                &args.brokers,
+                &args.scored_topic,
+                Feed::Scored,
+                &prefix,
+                &scored,
+                &stop,
+            )
+            .await?,
+        );
+    }
+    // Acknowledgements are monotonic instants; the stamps records carry are
+    // wall-clock ms from the services on this machine.
+    let clock = WallClock::now();
 
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", args.grpc))?
         .tcp_nodelay(true)
@@ -779,6 +1007,17 @@ pub(crate) async fn run(args: LoopLatencyArgs) -> Result<(), BoxError> {
         println!("{}", alert_to_task.row());
     }
     println!();
+    if let Some(tail_from) = to_alert.at(0.99) {
+        let scored = args.scored_stages.then_some(scored.as_ref());
+        print_stages(stages(
+            &acked_detractors,
+            &alerts,
+            scored,
+            &clock,
+            tail_from,
+        ));
+        println!();
+    }
     println!(
         "targets at 2k interactions/s: ack → alert p50 ≤ {ALERT_P50_TARGET_MS} ms: {}; p99 ≤ {ALERT_P99_TARGET_MS} ms: {}",
         verdict(to_alert.at(0.50), ALERT_P50_TARGET_MS),
@@ -830,13 +1069,19 @@ mod tests {
         let arrivals = Arrivals::default();
         let at = Instant::now();
         let alert = |kind: &str, id: &str| {
-            serde_json::to_vec(&serde_json::json!({"kind": kind, "interaction_id": id})).unwrap()
+            serde_json::to_vec(&serde_json::json!({
+                "kind": kind,
+                "interaction_id": id,
+                "created_at": "2026-11-23T10:00:00.250Z",
+            }))
+            .unwrap()
         };
         note_record(
             Feed::Alerts,
             &alert("response", "ll-r-1"),
             "ll-r-",
             at,
+            Some(1_795_428_000_300),
             &arrivals,
         );
         note_record(
@@ -844,6 +1089,7 @@ mod tests {
             &alert("response", "ll-r-1"),
             "ll-r-",
             at + Duration::from_millis(5),
+            None,
             &arrivals,
         );
         note_record(
@@ -851,6 +1097,7 @@ mod tests {
             &alert("keyword", "ll-r-2"),
             "ll-r-",
             at,
+            None,
             &arrivals,
         );
         note_record(
@@ -858,10 +1105,14 @@ mod tests {
             &alert("response", "other-3"),
             "ll-r-",
             at,
+            None,
             &arrivals,
         );
-        note_record(Feed::Alerts, b"not json", "ll-r-", at, &arrivals);
+        note_record(Feed::Alerts, b"not json", "ll-r-", at, None, &arrivals);
         assert_eq!(arrivals.get("ll-r-1"), Some(at));
+        let stamps = arrivals.stamps("ll-r-1");
+        assert_eq!(stamps.made_ms, Some(1_795_428_000_250));
+        assert_eq!(stamps.produced_ms, Some(1_795_428_000_300));
         assert_eq!(arrivals.len(), 1);
         assert_eq!(arrivals.repeats.load(Ordering::Relaxed), 1);
         assert_eq!(arrivals.other_kinds.load(Ordering::Relaxed), 1);
@@ -872,8 +1123,95 @@ mod tests {
             &serde_json::json!({"task_id": "t", "interaction_ids": ["ll-r-1", "ll-r-4", "x"]}),
         )
         .unwrap();
-        note_record(Feed::Tasks, &task, "ll-r-", at, &tasks);
+        note_record(Feed::Tasks, &task, "ll-r-", at, None, &tasks);
         assert_eq!(tasks.len(), 2);
+
+        use cx_proto::prost::Message as _;
+        let scored_record = |id: &str| {
+            v1::ScoredInteraction {
+                interaction: Some(v1::Interaction {
+                    interaction_id: id.into(),
+                    ..Default::default()
+                }),
+                scored_at: Some(cx_proto::prost_types::Timestamp {
+                    seconds: 1_795_428_000,
+                    nanos: 125_000_000,
+                }),
+                ..Default::default()
+            }
+            .encode_to_vec()
+        };
+        let scored = Arrivals::default();
+        note_record(
+            Feed::Scored,
+            &scored_record("ll-r-1"),
+            "ll-r-",
+            at,
+            Some(7),
+            &scored,
+        );
+        note_record(
+            Feed::Scored,
+            &scored_record("other-1"),
+            "ll-r-",
+            at,
+            None,
+            &scored,
+        );
+        note_record(Feed::Scored, &[0xff, 0xff], "ll-r-", at, None, &scored);
+        assert_eq!(scored.len(), 1);
+        assert_eq!(scored.stamps("ll-r-1").made_ms, Some(1_795_428_000_125));
+        assert_eq!(scored.stamps("ll-r-1").produced_ms, Some(7));
+        assert_eq!(scored.unreadable.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn stages_split_ack_to_alert_by_the_records_stamps() {
+        let clock = WallClock::now();
+        let acked = clock.instant + Duration::from_millis(1000);
+        let ack_ms = clock.unix_ms(acked).round() as i64;
+        let sent: Vec<Sent> = ["ll-r-1", "ll-r-2", "ll-r-3"]
+            .iter()
+            .map(|id| Sent {
+                interaction_id: (*id).into(),
+                detractor: true,
+                call: Some((acked, acked)),
+            })
+            .collect();
+        let sent: Vec<&Sent> = sent.iter().collect();
+        let (alerts, scored) = (Arrivals::default(), Arrivals::default());
+        // ll-r-1: scored after 20 ms, raised after 50, produced after 60,
+        // arrived after 70. ll-r-2: 40 / 100 / 110 / 150 (the slow one).
+        for (id, s, r, p, a) in [("ll-r-1", 20, 50, 60, 70), ("ll-r-2", 40, 100, 110, 150)] {
+            let stamps = |made: i64, produced: Option<i64>| Stamps {
+                made_ms: Some(ack_ms + made),
+                produced_ms: produced.map(|p| ack_ms + p),
+            };
+            scored.note(id, acked, stamps(s, None));
+            alerts.note(id, acked + Duration::from_millis(a), stamps(r, Some(p)));
+        }
+        // ll-r-3 has no alert: left out.
+        let split = stages(&sent, &alerts, Some(&scored), &clock, 150.0);
+        assert_eq!(split.names.len(), 4);
+        let rounded = |v: &Vec<Vec<f64>>| -> Vec<Vec<i64>> {
+            v.iter()
+                .map(|s| s.iter().map(|ms| ms.round() as i64).collect())
+                .collect()
+        };
+        assert_eq!(
+            rounded(&split.all),
+            vec![vec![20, 40], vec![30, 60], vec![10, 10], vec![10, 40]]
+        );
+        assert_eq!(
+            rounded(&split.tail),
+            vec![vec![40], vec![60], vec![10], vec![40]]
+        );
+
+        let without_scored = stages(&sent, &alerts, None, &clock, 150.0);
+        assert_eq!(
+            rounded(&without_scored.all),
+            vec![vec![50, 100], vec![10, 10], vec![10, 40]]
+        );
     }
 
     #[test]

@@ -155,16 +155,20 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
             .filter_map(|scored| event_view(scored))
             .flat_map(|view| self.rules.evaluate_event(&view))
             .collect();
+        let started = std::time::Instant::now();
         candidates.extend(
             self.window_candidates(&recent)
                 .await
                 .map_err(|e| format!("redis (windows): {e}"))?,
         );
+        telemetry::time_handle_step("windows", started);
+        let started = std::time::Instant::now();
         let raised = self
             .alerts
             .raise(&candidates, time::OffsetDateTime::now_utc())
             .await
             .map_err(|e| format!("redis (alerts): {e}"))?;
+        telemetry::time_handle_step("decide", started);
         for (candidate, raised) in candidates.iter().zip(&raised) {
             if let Raised::Created { suppressed } = raised {
                 tracing::info!(

@@ -16,6 +16,15 @@ pub const WEBHOOK_ATTEMPTS_TOTAL: &str = "cx_alerting_webhook_attempts_total";
 pub const WEBHOOK_IN_FLIGHT: &str = "cx_alerting_webhook_in_flight";
 pub const WEBHOOK_DIGESTED_TOTAL: &str = "cx_alerting_webhook_digested_total";
 pub const WATCHERS: &str = "cx_alerting_watchers";
+/// A batch's handling in two steps: `windows` (reading the window
+/// aggregates threshold and spike rules need) and `decide` (the decide and
+/// outbox script).
+pub const HANDLE_STEP_SECONDS: &str = "cx_alerting_handle_step_seconds";
+
+pub fn time_handle_step(step: &'static str, started: std::time::Instant) {
+    metrics::histogram!(HANDLE_STEP_SECONDS, "step" => step)
+        .record(started.elapsed().as_secs_f64());
+}
 
 pub fn count_evaluated(events: usize) {
     metrics::counter!(EVALUATED_TOTAL).increment(events as u64);

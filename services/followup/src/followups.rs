@@ -191,6 +191,32 @@ impl Followups {
         Err(contended(customer_id))
     }
 
+    /// [`Self::on_survey`] for a batch, in order; returns how many set an
+    /// outcome. One round trip finds which customers have a task at all, and
+    /// only their surveys are looked at further: a survey can only decide
+    /// the outcome of a task resolved before it, so a customer without a
+    /// task when the batch is read has nothing for it to decide.
+    pub async fn on_surveys(&self, surveys: &[(&str, Survey<'_>)]) -> Result<usize, RedisError> {
+        let customers: Vec<&str> = surveys
+            .iter()
+            .map(|(customer_id, _)| *customer_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let with_task: std::collections::HashSet<&str> = customers
+            .iter()
+            .zip(self.store.have_tasks(&customers).await?)
+            .filter_map(|(customer_id, has_task)| has_task.then_some(*customer_id))
+            .collect();
+        let mut recorded = 0;
+        for (customer_id, survey) in surveys {
+            if with_task.contains(customer_id) {
+                recorded += usize::from(self.on_survey(customer_id, survey).await?);
+            }
+        }
+        Ok(recorded)
+    }
+
     /// Escalates every task past its due time; returns how many escalated.
     /// Safe with several replicas: the compare-and-set lets exactly one
     /// escalate a task for one due time; the others re-read and find it no

@@ -165,41 +165,43 @@ pub struct SurveyHandler {
 
 impl cx_runtime::consumer::BatchHandler for SurveyHandler {
     async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
-        for message in batch {
-            let Ok(scored) = v1::ScoredInteraction::decode(message.payload().unwrap_or_default())
-            else {
-                tracing::debug!(
-                    offset = message.offset(),
-                    "skipping a scored record that does not decode"
-                );
-                continue;
-            };
-            let Some(interaction) = scored.interaction else {
-                continue;
-            };
-            let Some(occurred_at) = interaction.occurred_at.as_ref().and_then(|t| {
-                OffsetDateTime::from_unix_timestamp_nanos(
-                    i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
-                )
-                .ok()
-            }) else {
-                continue;
-            };
-            if interaction.customer_id.is_empty() {
-                continue;
-            }
-            let score = |s: Option<i32>| s.and_then(|n| u8::try_from(n).ok());
-            let survey = Survey {
-                interaction_id: &interaction.interaction_id,
-                occurred_at,
-                nps: score(interaction.nps),
-                csat: score(interaction.csat),
-            };
-            self.followups
-                .on_survey(&interaction.customer_id, &survey)
-                .await
-                .map_err(|e| format!("redis: {e}"))?;
-        }
+        let interactions: Vec<v1::Interaction> = batch
+            .iter()
+            .filter_map(|message| {
+                let decoded = v1::ScoredInteraction::decode(message.payload().unwrap_or_default());
+                if decoded.is_err() {
+                    tracing::debug!(
+                        offset = message.offset(),
+                        "skipping a scored record that does not decode"
+                    );
+                }
+                decoded.ok()?.interaction
+            })
+            .collect();
+        let surveys: Vec<(&str, Survey)> = interactions
+            .iter()
+            .filter(|interaction| !interaction.customer_id.is_empty())
+            .filter_map(|interaction| {
+                let occurred_at = interaction.occurred_at.as_ref().and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos),
+                    )
+                    .ok()
+                })?;
+                let score = |s: Option<i32>| s.and_then(|n| u8::try_from(n).ok());
+                let survey = Survey {
+                    interaction_id: &interaction.interaction_id,
+                    occurred_at,
+                    nps: score(interaction.nps),
+                    csat: score(interaction.csat),
+                };
+                Some((interaction.customer_id.as_str(), survey))
+            })
+            .collect();
+        self.followups
+            .on_surveys(&surveys)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
         Ok(())
     }
 

@@ -440,6 +440,21 @@ impl TaskStore {
             .await
     }
 
+    /// Whether each of `customer_ids` has a task (its newest-task pointer
+    /// is set): one pipelined round trip for a whole batch of surveys, most
+    /// of whose customers have none.
+    pub async fn have_tasks(&self, customer_ids: &[&str]) -> Result<Vec<bool>, RedisError> {
+        if customer_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for customer_id in customer_ids {
+            pipe.cmd("EXISTS").arg(self.latest_key(customer_id));
+        }
+        let mut conn = self.conn().await?;
+        pipe.query_async(&mut conn).await
+    }
+
     /// Task ids whose due time is at or before `now`, earliest first.
     pub async fn due_tasks(
         &self,

@@ -141,11 +141,13 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         let now = time::OffsetDateTime::now_utc();
         let now_s = now.unix_timestamp();
         let events = &prepared.events;
+        let started = std::time::Instant::now();
         let applied = self
             .store
             .apply_prepared(events, &mut prepared.store)
             .await
             .map_err(|e| format!("redis: {e}"))?;
+        telemetry::time_apply_step("windows", started);
         let scored_at = cx_proto::prost_types::Timestamp {
             seconds: now_s,
             nanos: now.nanosecond() as i32,
@@ -167,7 +169,9 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         // Redelivered records are published again (the first attempt may
         // have died before publishing); consumers of cx.scored.v1 key their
         // effects by interaction_id.
+        let started = std::time::Instant::now();
         self.publish_scored(events, &payloads).await?;
+        telemetry::time_apply_step("publish", started);
         telemetry::count_batch(events.len(), counted);
         Ok(())
     }

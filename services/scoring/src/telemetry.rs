@@ -5,6 +5,9 @@ pub const COUNTED_TOTAL: &str = "cx_scoring_counted_total";
 pub const REDELIVERED_TOTAL: &str = "cx_scoring_redelivered_total";
 pub const DEADLETTERED_TOTAL: &str = "cx_scoring_deadlettered_total";
 pub const METRICS_QUERY_SECONDS: &str = "cx_scoring_metrics_query_seconds";
+/// A batch's apply in two steps: `windows` (the window script and repeat
+/// contacts in Redis) and `publish` (cx.scored.v1 until acknowledged).
+pub const APPLY_STEP_SECONDS: &str = "cx_scoring_apply_step_seconds";
 
 pub fn count_batch(scored: usize, counted: usize) {
     metrics::counter!(SCORED_TOTAL).increment(scored as u64);
@@ -14,4 +17,8 @@ pub fn count_batch(scored: usize, counted: usize) {
 
 pub fn count_deadlettered(n: usize) {
     metrics::counter!(DEADLETTERED_TOTAL).increment(n as u64);
+}
+
+pub fn time_apply_step(step: &'static str, started: std::time::Instant) {
+    metrics::histogram!(APPLY_STEP_SECONDS, "step" => step).record(started.elapsed().as_secs_f64());
 }
