@@ -310,14 +310,11 @@ fn note_scored(
         let made_ms = scored
             .scored_at
             .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
-        arrivals.note(
-            id,
-            at,
-            Stamps {
-                made_ms,
-                produced_ms,
-            },
-        );
+        let stamps = Stamps {
+            made_ms,
+            produced_ms,
+        };
+        arrivals.note(id, at, stamps);
     }
 }
 
@@ -358,14 +355,11 @@ fn note_record(
                         .ok()
                     })
                     .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
-                arrivals.note(
-                    id,
-                    at,
-                    Stamps {
-                        made_ms,
-                        produced_ms,
-                    },
-                );
+                let stamps = Stamps {
+                    made_ms,
+                    produced_ms,
+                };
+                arrivals.note(id, at, stamps);
             } else {
                 arrivals.other_kinds.fetch_add(1, Ordering::Relaxed);
             }
