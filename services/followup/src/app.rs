@@ -54,7 +54,11 @@ impl Default for FollowupSettings {
             grpc_addr: None,
             http_addr: None,
             group_id: "cx-followup".into(),
-            max_batch: 500,
+            // The survey group reads every scored interaction: at 20k/s,
+            // batches of 500 (about 20 ms each, mostly waiting on Redis)
+            // fell further behind all through a 60 s run; 2000 kept up
+            // (docs/BENCHMARKS.md).
+            max_batch: 2000,
             tick_ms: 1000,
             sla: SlaConfig::default(),
             directory: Directory::default(),
