@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cx_followup::followups::{AlertOutcome, Followups};
+use cx_followup::store::TaskStore;
 use cx_followup::{FollowupApp, ManualClock};
 use cx_proto::prost::Message as _;
 use cx_proto::v1;
 use cx_proto::v1::follow_up_service_client::FollowUpServiceClient;
 use cx_runtime::{kafka, Config, ServiceName};
+use cx_tasks::{Outcome, Survey, TaskState, TaskUpdate};
 use cx_tests::*;
 use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
@@ -442,6 +445,70 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     assert_eq!(last["outcome"], outcome);
     assert_eq!(last["root_cause"], "double charge");
     service.stop().await;
+}
+
+/// A batch of surveys, straight against the store: the customer without a
+/// task is passed over, and of two surveys of one customer in one batch the
+/// first after the resolution decides the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_surveys_decides_outcomes_in_batch_order() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let t0 = time::OffsetDateTime::now_utc();
+    let redis = cx_runtime::RedisPool::new(&redis_url()).expect("redis url");
+    let followups = Followups {
+        store: TaskStore::new(redis, &iso.redis_prefix, 0),
+        clock: Arc::new(ManualClock::new(t0)),
+        sla: cx_tasks::SlaConfig::default(),
+        directory: Arc::new(cx_tasks::Directory::default()),
+    };
+    let json = alert("al_1", "cust-a", "critical");
+    let parsed: cx_rules::Alert = serde_json::from_value(json.clone()).expect("an alert");
+    let opened = followups
+        .on_alert(&parsed, json.to_string().as_bytes())
+        .await
+        .expect("redis");
+    let AlertOutcome::Opened(task_id) = opened else {
+        panic!("the alert opens a task");
+    };
+    for (version, state, root_cause) in [
+        (1, TaskState::InProgress, None),
+        (2, TaskState::Contacted, None),
+        (3, TaskState::Resolved, Some("double charge")),
+    ] {
+        let update = TaskUpdate {
+            task_id: task_id.clone(),
+            version,
+            state,
+            owner: None,
+            root_cause: root_cause.map(String::from),
+            resolution_note: None,
+        };
+        followups.update(&update).await.expect("update applies");
+    }
+
+    let after = t0 + time::Duration::minutes(1);
+    let survey = |interaction_id, nps| Survey {
+        interaction_id,
+        occurred_at: after,
+        nps: Some(nps),
+        csat: None,
+    };
+    let batch = [
+        ("cust-without-task", survey("s-0", 10)),
+        ("cust-a", survey("s-1", 3)),
+        ("cust-a", survey("s-2", 10)),
+    ];
+    assert_eq!(followups.on_surveys(&batch).await.expect("redis"), 1);
+    let task = followups
+        .store
+        .get(&task_id)
+        .await
+        .expect("redis")
+        .expect("the task");
+    assert_eq!(task.outcome, Some(Outcome::NotRecovered));
+    assert_eq!(task.last_survey_interaction_id.as_deref(), Some("s-1"));
+    assert_eq!(task.version, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
