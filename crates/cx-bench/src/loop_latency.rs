@@ -250,21 +250,13 @@ impl Arrivals {
         }
     }
 
-    fn get(&self, id: &str) -> Option<Instant> {
-        self.first
-            .lock()
-            .expect("arrivals lock")
-            .get(id)
-            .map(|(at, _)| *at)
+    /// When the first record for `id` arrived, and the stamps it carried.
+    fn arrival(&self, id: &str) -> Option<(Instant, Stamps)> {
+        self.first.lock().expect("arrivals lock").get(id).copied()
     }
 
-    fn stamps(&self, id: &str) -> Stamps {
-        self.first
-            .lock()
-            .expect("arrivals lock")
-            .get(id)
-            .map(|(_, stamps)| *stamps)
-            .unwrap_or_default()
+    fn get(&self, id: &str) -> Option<Instant> {
+        self.arrival(id).map(|(at, _)| at)
     }
 
     fn len(&self) -> usize {
@@ -307,9 +299,7 @@ fn note_scored(
         .map(|i| i.interaction_id.as_str())
         .unwrap_or_default();
     if id.starts_with(prefix) {
-        let made_ms = scored
-            .scored_at
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        let made_ms = scored.scored_at.as_ref().map(cx_proto::timestamp_millis);
         let stamps = Stamps {
             made_ms,
             produced_ms,
@@ -617,16 +607,18 @@ fn stages(
     let mut all: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut tail: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for s in detractors {
-        let (Some((_, acked)), Some(arrived)) = (s.call, alerts.get(&s.interaction_id)) else {
+        let (Some((_, acked)), Some((arrived, alert))) =
+            (s.call, alerts.arrival(&s.interaction_id))
+        else {
             continue;
         };
-        let alert = alerts.stamps(&s.interaction_id);
         let (Some(raised), Some(produced)) = (alert.made_ms, alert.produced_ms) else {
             continue;
         };
         let mut marks = vec![clock.unix_ms(acked)];
         if let Some(scored) = scored {
-            let Some(scored_at) = scored.stamps(&s.interaction_id).made_ms else {
+            let scored_at = scored.arrival(&s.interaction_id);
+            let Some(scored_at) = scored_at.and_then(|(_, stamps)| stamps.made_ms) else {
                 continue;
             };
             marks.push(scored_at as f64);
@@ -1104,7 +1096,7 @@ mod tests {
         );
         note_record(Feed::Alerts, b"not json", "ll-r-", at, None, &arrivals);
         assert_eq!(arrivals.get("ll-r-1"), Some(at));
-        let stamps = arrivals.stamps("ll-r-1");
+        let (_, stamps) = arrivals.arrival("ll-r-1").expect("noted");
         assert_eq!(stamps.made_ms, Some(1_795_428_000_250));
         assert_eq!(stamps.produced_ms, Some(1_795_428_000_300));
         assert_eq!(arrivals.len(), 1);
@@ -1154,8 +1146,9 @@ mod tests {
         );
         note_record(Feed::Scored, &[0xff, 0xff], "ll-r-", at, None, &scored);
         assert_eq!(scored.len(), 1);
-        assert_eq!(scored.stamps("ll-r-1").made_ms, Some(1_795_428_000_125));
-        assert_eq!(scored.stamps("ll-r-1").produced_ms, Some(7));
+        let (_, stamps) = scored.arrival("ll-r-1").expect("noted");
+        assert_eq!(stamps.made_ms, Some(1_795_428_000_125));
+        assert_eq!(stamps.produced_ms, Some(7));
         assert_eq!(scored.unreadable.load(Ordering::Relaxed), 1);
     }
 

@@ -13,6 +13,11 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cx_v
 pub use prost;
 pub use prost_types;
 
+/// Milliseconds since the Unix epoch of a protobuf `Timestamp`.
+pub fn timestamp_millis(t: &prost_types::Timestamp) -> i64 {
+    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
+}
+
 /// Channel names used in JSON and the domain crate, indexed like the enum.
 impl v1::Channel {
     /// The contract's lowercase name, or `None` for UNSPECIFIED.

@@ -9,6 +9,12 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::LogFormat;
 
+/// Records the seconds since `started` in histogram `metric` under label
+/// `step` (a part of a batch's handling).
+pub fn record_step_seconds(metric: &'static str, step: &'static str, started: std::time::Instant) {
+    metrics::histogram!(metric, "step" => step).record(started.elapsed().as_secs_f64());
+}
+
 pub const AUTH_REFUSED_TOTAL: &str = "cx_auth_refused_total";
 pub const KAFKA_PRODUCED_TOTAL: &str = "cx_kafka_produced_total";
 pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "cx_kafka_produce_errors_total";

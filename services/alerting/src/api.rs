@@ -32,10 +32,6 @@ pub struct GrpcAlerts {
     pub stop: CancellationToken,
 }
 
-fn millis(t: &cx_proto::prost_types::Timestamp) -> i64 {
-    t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
-}
-
 pub fn to_proto(alert: &Alert) -> v1::Alert {
     v1::Alert {
         alert_id: alert.alert_id.clone(),
@@ -101,7 +97,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
             return Err(ServiceError::invalid(violations).into());
         }
         let filter = AlertFilter {
-            since_ms: request.since.as_ref().map(millis),
+            since_ms: request.since.as_ref().map(cx_proto::timestamp_millis),
             severity,
             dimension: (!request.dimension.is_empty()).then_some(request.dimension),
             key: (!request.key.is_empty()).then_some(request.key),
@@ -190,7 +186,7 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
         } else {
             request.since.as_ref().map(|since| {
                 // XREAD is exclusive: start just before the first id of `since`.
-                let ms = millis(since).max(0) as u64;
+                let ms = cx_proto::timestamp_millis(since).max(0) as u64;
                 if ms == 0 {
                     StreamId(0, 0)
                 } else {

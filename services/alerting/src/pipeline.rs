@@ -10,6 +10,7 @@ use cx_proto::prost::Message as _;
 use cx_proto::v1;
 use cx_rules::{Candidate, EventView, RuleSet};
 use cx_runtime::kafka::SharedProducer;
+use cx_runtime::telemetry::record_step_seconds;
 use cx_runtime::Readiness;
 use cx_scoring::store::WindowStore;
 use cx_windows::{Aggregate, Dimension, Window};
@@ -161,14 +162,14 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
                 .await
                 .map_err(|e| format!("redis (windows): {e}"))?,
         );
-        telemetry::time_handle_step("windows", started);
+        record_step_seconds(telemetry::HANDLE_STEP_SECONDS, "windows", started);
         let started = std::time::Instant::now();
         let raised = self
             .alerts
             .raise(&candidates, time::OffsetDateTime::now_utc())
             .await
             .map_err(|e| format!("redis (alerts): {e}"))?;
-        telemetry::time_handle_step("decide", started);
+        record_step_seconds(telemetry::HANDLE_STEP_SECONDS, "decide", started);
         for (candidate, raised) in candidates.iter().zip(&raised) {
             if let Raised::Created { suppressed } = raised {
                 tracing::info!(

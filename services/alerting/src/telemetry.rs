@@ -21,11 +21,6 @@ pub const WATCHERS: &str = "cx_alerting_watchers";
 /// outbox script).
 pub const HANDLE_STEP_SECONDS: &str = "cx_alerting_handle_step_seconds";
 
-pub fn time_handle_step(step: &'static str, started: std::time::Instant) {
-    metrics::histogram!(HANDLE_STEP_SECONDS, "step" => step)
-        .record(started.elapsed().as_secs_f64());
-}
-
 pub fn count_evaluated(events: usize) {
     metrics::counter!(EVALUATED_TOTAL).increment(events as u64);
 }

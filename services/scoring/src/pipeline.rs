@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cx_proto::prost::Message as _;
 use cx_proto::v1;
 use cx_runtime::kafka::SharedProducer;
+use cx_runtime::telemetry::record_step_seconds;
 use cx_runtime::Readiness;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
@@ -147,7 +148,7 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
             .apply_prepared(events, &mut prepared.store)
             .await
             .map_err(|e| format!("redis: {e}"))?;
-        telemetry::time_apply_step("windows", started);
+        record_step_seconds(telemetry::APPLY_STEP_SECONDS, "windows", started);
         let scored_at = cx_proto::prost_types::Timestamp {
             seconds: now_s,
             nanos: now.nanosecond() as i32,
@@ -171,7 +172,7 @@ impl cx_runtime::consumer::StagedHandler for ScoringHandler {
         // effects by interaction_id.
         let started = std::time::Instant::now();
         self.publish_scored(events, &payloads).await?;
-        telemetry::time_apply_step("publish", started);
+        record_step_seconds(telemetry::APPLY_STEP_SECONDS, "publish", started);
         telemetry::count_batch(events.len(), counted);
         Ok(())
     }

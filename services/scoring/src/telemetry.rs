@@ -18,7 +18,3 @@ pub fn count_batch(scored: usize, counted: usize) {
 pub fn count_deadlettered(n: usize) {
     metrics::counter!(DEADLETTERED_TOTAL).increment(n as u64);
 }
-
-pub fn time_apply_step(step: &'static str, started: std::time::Instant) {
-    metrics::histogram!(APPLY_STEP_SECONDS, "step" => step).record(started.elapsed().as_secs_f64());
-}
