@@ -10,6 +10,8 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of cx.v1, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cx_v1_descriptor");
 
+pub mod view;
+
 pub use prost;
 pub use prost_types;
 

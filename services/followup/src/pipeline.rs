@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cx_proto::prost::Message as _;
-use cx_proto::v1;
+use cx_proto::view;
 use cx_runtime::kafka::SharedProducer;
 use cx_runtime::Readiness;
 use cx_tasks::{Survey, TaskUpdate};
@@ -165,10 +165,12 @@ pub struct SurveyHandler {
 
 impl cx_runtime::consumer::BatchHandler for SurveyHandler {
     async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
-        let interactions: Vec<v1::Interaction> = batch
+        // Only the survey fields: every scored record passes here, and the
+        // full record's verbatim, tags and attributes were half of the decoding.
+        let interactions: Vec<view::Survey> = batch
             .iter()
             .filter_map(|message| {
-                let decoded = v1::ScoredInteraction::decode(message.payload().unwrap_or_default());
+                let decoded = view::ScoredSurvey::decode(message.payload().unwrap_or_default());
                 if decoded.is_err() {
                     tracing::debug!(
                         offset = message.offset(),
