@@ -90,7 +90,7 @@ pub struct Aggregate {
     pub fcr_resolved: u64,
 }
 
-/// Field names in the order of [`Aggregate::values`]. Short because they are
+/// Field names in the order of [`Aggregate::counters`]. Short because they are
 /// repeated in every bucket hash of every key; never rename one (stored
 /// buckets would silently read as zero).
 const FIELD_NAMES: [&str; 16] = [
@@ -151,7 +151,7 @@ impl Aggregate {
     pub fn fields(&self) -> impl Iterator<Item = (&'static str, i64)> {
         FIELD_NAMES
             .into_iter()
-            .zip(self.values())
+            .zip(self.counters())
             .filter(|(_, v)| *v != 0)
     }
 
@@ -187,8 +187,34 @@ impl Aggregate {
         a
     }
 
-    /// Every counter as stored, in [`FIELD_NAMES`] order.
-    fn values(&self) -> [i64; 16] {
+    /// The inverse of [`Aggregate::counters`], with [`Aggregate::from_fields`]'s
+    /// rule: a negative value for an unsigned counter reads as zero.
+    pub fn from_counters(counters: [i64; 16]) -> Aggregate {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        let [n, nr, pr, pa, de, cr, cs, er, es, ee, sr, ss, tr, ts, fr, fx] = counters;
+        Aggregate {
+            interactions: u(n),
+            nps_responses: u(nr),
+            promoters: u(pr),
+            passives: u(pa),
+            detractors: u(de),
+            csat_responses: u(cr),
+            csat_satisfied: u(cs),
+            ces_responses: u(er),
+            ces_sum: u(es),
+            ces_easy: u(ee),
+            sentiment_responses: u(sr),
+            sentiment_micros_sum: ss,
+            transfers_responses: u(tr),
+            transfers_sum: u(ts),
+            fcr_responses: u(fr),
+            fcr_resolved: u(fx),
+        }
+    }
+
+    /// Every counter as stored, in [`Aggregate::FIELD_NAMES`] order: the
+    /// packed bucket layout, without building name–value pairs.
+    pub fn counters(&self) -> [i64; 16] {
         let s = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         [
             s(self.interactions),
@@ -397,11 +423,30 @@ mod tests {
         // Each name maps to its own counter.
         for (i, name) in FIELD_NAMES.into_iter().enumerate() {
             let one = Aggregate::from_fields([(name, 1)]);
-            let values = one.values();
+            let values = one.counters();
             for (j, v) in values.into_iter().enumerate() {
                 assert_eq!(v, i64::from(i == j), "{name}");
             }
         }
+    }
+
+    #[test]
+    fn counters_round_trip_in_field_order() {
+        let counters: [i64; 16] = std::array::from_fn(|i| i as i64 * 3 - 5);
+        let a = Aggregate::from_counters(counters);
+        // Negative unsigned counters read as zero, as from_fields reads them.
+        let expected: [i64; 16] = std::array::from_fn(|i| {
+            if FIELD_NAMES[i] == "ss" {
+                counters[i]
+            } else {
+                counters[i].max(0)
+            }
+        });
+        assert_eq!(a.counters(), expected);
+        assert_eq!(
+            a,
+            Aggregate::from_fields(FIELD_NAMES.into_iter().zip(counters))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use cx_analytics::tags::Taxonomy;
 use cx_domain::DetractorThresholds;
 use cx_proto::v1;
 use cx_scoring::score::Scorer;
-use cx_scoring::store::pre_aggregate;
+use cx_scoring::store::{pack, pre_aggregate, unpack};
 
 const VERBATIMS: [&str; 8] = [
     "The agent was lovely and fixed my bill in minutes",
@@ -74,6 +74,29 @@ fn per_event(c: &mut Criterion) {
                 .map(|i| i.clone().interaction_id.len())
                 .sum::<usize>()
         })
+    });
+    group.finish();
+
+    // Every bucket the script writes is packed; alerting unpacks the 60
+    // buckets of each window it reads.
+    let events: Vec<_> = batch
+        .iter()
+        .map(|i| scorer.score(i.clone()).unwrap().into_event_and_head().0)
+        .collect();
+    let counted_before = vec![false; events.len()];
+    let aggregates: Vec<_> = pre_aggregate(&events, &counted_before, 1_800_000_000 + 3600)
+        .buckets
+        .into_values()
+        .map(|(_, aggregate)| aggregate)
+        .collect();
+    let packed: Vec<Vec<u8>> = aggregates.iter().map(pack).collect();
+    let mut group = c.benchmark_group("buckets");
+    group.throughput(Throughput::Elements(aggregates.len() as u64));
+    group.bench_function("pack", |b| {
+        b.iter(|| aggregates.iter().map(|a| pack(a).len()).sum::<usize>())
+    });
+    group.bench_function("unpack", |b| {
+        b.iter(|| packed.iter().map(|p| unpack(p).interactions).sum::<u64>())
     });
     group.finish();
 }

@@ -146,10 +146,9 @@ return {1, {}}
 
 /// The 16 counters in `FIELD_NAMES` order, as stored.
 pub fn pack(aggregate: &Aggregate) -> Vec<u8> {
-    let values: HashMap<&str, i64> = aggregate.fields().collect();
     let mut out = Vec::with_capacity(COUNTERS * 8);
-    for name in Aggregate::FIELD_NAMES {
-        out.extend_from_slice(&values.get(name).copied().unwrap_or(0).to_le_bytes());
+    for counter in aggregate.counters() {
+        out.extend_from_slice(&counter.to_le_bytes());
     }
     out
 }
@@ -159,17 +158,11 @@ pub fn unpack(bytes: &[u8]) -> Aggregate {
     if bytes.len() != COUNTERS * 8 {
         return Aggregate::default();
     }
-    Aggregate::from_fields(
-        Aggregate::FIELD_NAMES
-            .iter()
-            .zip(bytes.chunks_exact(8))
-            .map(|(name, chunk)| {
-                (
-                    *name,
-                    i64::from_le_bytes(chunk.try_into().expect("8 bytes")),
-                )
-            }),
-    )
+    let mut counters = [0i64; COUNTERS];
+    for (counter, chunk) in counters.iter_mut().zip(bytes.chunks_exact(8)) {
+        *counter = i64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+    }
+    Aggregate::from_counters(counters)
 }
 
 /// A batch's script call, built ahead by [`WindowStore::prepare`].
@@ -322,7 +315,8 @@ impl WindowStore {
     pub fn prepare(&self, batch: &[WindowEvent], now_s: i64) -> PreparedApply {
         // A repeat inside the batch counts as counted before: only its
         // first copy may add to the windows.
-        let mut first_seen = std::collections::HashSet::new();
+        let mut first_seen: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            std::collections::HashSet::default();
         let counted_before: Vec<bool> = batch
             .iter()
             .map(|event| !first_seen.insert(event.interaction_id.as_str()))
