@@ -344,6 +344,10 @@ impl BatchPosition {
     }
 }
 
+/// Batches from this size on hand their free heap back to the OS once
+/// committed (see `main_support::release_free_heap`).
+const TRIM_AFTER_RECORDS: usize = 1000;
+
 /// Commits a batch its task applied; false when it was given up on shutdown.
 fn commit_applied(
     consumer: &StreamConsumer,
@@ -353,8 +357,12 @@ fn commit_applied(
     match applied {
         Ok(Some(position)) => {
             store_and_commit(consumer, metrics, &position, CommitMode::Async);
-            // Staged batches are large (cx-scoring's hold 10 000 records).
-            crate::main_support::release_free_heap();
+            // Staged batches can be large (cx-scoring's hold up to 10 000
+            // records); after small ones there is little to give back, and
+            // trimming costs page faults on the next batch.
+            if position.records >= TRIM_AFTER_RECORDS {
+                crate::main_support::release_free_heap();
+            }
             true
         }
         Ok(None) => false,
