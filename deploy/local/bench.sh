@@ -80,10 +80,22 @@ start_loop() {
   export CX_TOPIC_PARTITIONS="${CX_TOPIC_PARTITIONS:-1}"
   echo "topics: $CX_TOPIC_PARTITIONS partition(s) each"
   fresh_stack
+  machine_baseline before
   start_service ingest 8081
   start_service scoring 8082
   start_service alerting 8083
   start_service followup 8084
+}
+# This machine's speed right now, for comparing runs: the same code gave
+# 13.5k and 19.4k interactions/s twenty minutes apart (docs/BENCHMARKS.md).
+# Taken on the fresh Redis before the services start and again after the
+# figures are printed; its keys and command statistics are cleared each time.
+# One short probe: it only tells a fast period from a slow one.
+machine_baseline() {
+  local port="${CX_STACK_REDIS_PORT:-6379}"
+  echo "machine baseline $1: redis-benchmark -P 64 -t set: $(redis-benchmark -p "$port" -q -n 1000000 -P 64 -t set | tr '\r' '\n' | grep -o 'SET: [0-9.]*' | tail -1 | cut -d' ' -f2) ops/s"
+  redis-cli -p "$port" flushall >/dev/null
+  redis-cli -p "$port" config resetstat >/dev/null
 }
 cpu_s() { # CPU seconds (user + system) a process has used
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"
@@ -106,6 +118,7 @@ if [ "$what" = loop ] || [ "$what" = all ]; then
   target/release/cx-bench loop-latency --rate 2000 --seconds 20 --detractor-share 0.25 --tasks
   target/release/cx-bench task-updates --tasks 5000 --concurrency 64
   peak_rss
+  machine_baseline after
   stop_services
 fi
 if [ "$what" = throughput ] || [ "$what" = all ]; then
@@ -113,10 +126,12 @@ if [ "$what" = throughput ] || [ "$what" = all ]; then
   target/release/cx-bench loop-latency --rate "${CX_BENCH_RATE:-20000}" --seconds "${CX_BENCH_SECONDS:-20}" \
     --batch 500 --detractor-share 0.05 --tasks --wait-seconds 120
   peak_rss
+  machine_baseline after
   stop_services
 fi
 if [ "$what" = criterion ] || [ "$what" = all ]; then
   cargo bench --locked -p cx-scoring --bench per_event -- --warm-up-time 1 --measurement-time 5
   cargo bench --locked -p cx-rules --bench rules -- --warm-up-time 1 --measurement-time 5
   cargo bench --locked -p cx-analytics -- --warm-up-time 1 --measurement-time 3
+  cargo bench --locked -p cx-proto --bench decode -- --warm-up-time 1 --measurement-time 5
 fi
