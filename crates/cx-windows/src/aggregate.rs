@@ -5,7 +5,7 @@ use std::iter::Sum;
 /// Fixed-point scale of summed sentiment: micro-units.
 ///
 /// Sentiment is a float, but bucket sums must be exact and order-independent
-/// (and `HINCRBY`-able), so each value is rounded to 1e-6 before summing; a
+/// (and addable as integers inside Redis), so each value is rounded to 1e-6 before summing; a
 /// mean is then off the float mean by at most 5e-7.
 pub const SENTIMENT_MICROS_PER_UNIT: f64 = 1_000_000.0;
 
@@ -45,31 +45,31 @@ pub struct Contribution {
 
 /// Additive counters of a bucket (and of a sum of buckets).
 ///
-/// All integers so sums are exact and can live in Redis hashes (`HINCRBY`).
+/// All integers so sums are exact and can be added inside Redis.
 /// Sentiment is summed in fixed point: micro-units (see
 /// [`sentiment_to_micros`]). Sums saturate instead of overflowing, which no
 /// real traffic reaches but which keeps corrupt stored values from panicking.
 ///
-/// Stored field names (see [`Aggregate::fields`]):
+/// Stored in this order (see [`Aggregate::counters`]):
 ///
-/// | field | counter |
+/// | # | counter |
 /// |---|---|
-/// | `n`  | `interactions` |
-/// | `nr` | `nps_responses` |
-/// | `pr` | `promoters` (NPS 9–10) |
-/// | `pa` | `passives` (NPS 7–8) |
-/// | `de` | `detractors` (NPS 0–6) |
-/// | `cr` | `csat_responses` |
-/// | `cs` | `csat_satisfied` (CSAT 4–5) |
-/// | `er` | `ces_responses` |
-/// | `es` | `ces_sum` (sum of raw CES 1–7) |
-/// | `ee` | `ces_easy` (CES 5–7) |
-/// | `sr` | `sentiment_responses` |
-/// | `ss` | `sentiment_micros_sum` (may be negative) |
-/// | `tr` | `transfers_responses` |
-/// | `ts` | `transfers_sum` |
-/// | `fr` | `fcr_responses` |
-/// | `fx` | `fcr_resolved` |
+/// | 0 | `interactions` |
+/// | 1 | `nps_responses` |
+/// | 2 | `promoters` (NPS 9–10) |
+/// | 3 | `passives` (NPS 7–8) |
+/// | 4 | `detractors` (NPS 0–6) |
+/// | 5 | `csat_responses` |
+/// | 6 | `csat_satisfied` (CSAT 4–5) |
+/// | 7 | `ces_responses` |
+/// | 8 | `ces_sum` (sum of raw CES 1–7) |
+/// | 9 | `ces_easy` (CES 5–7) |
+/// | 10 | `sentiment_responses` |
+/// | 11 | `sentiment_micros_sum` (may be negative) |
+/// | 12 | `transfers_responses` |
+/// | 13 | `transfers_sum` |
+/// | 14 | `fcr_responses` |
+/// | 15 | `fcr_resolved` |
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Aggregate {
     pub interactions: u64,
@@ -90,17 +90,7 @@ pub struct Aggregate {
     pub fcr_resolved: u64,
 }
 
-/// Field names in the order of [`Aggregate::counters`]. Short because they are
-/// repeated in every bucket hash of every key; never rename one (stored
-/// buckets would silently read as zero).
-const FIELD_NAMES: [&str; 16] = [
-    "n", "nr", "pr", "pa", "de", "cr", "cs", "er", "es", "ee", "sr", "ss", "tr", "ts", "fr", "fx",
-];
-
 impl Aggregate {
-    /// Every stored field name, in a stable order (table on [`Aggregate`]).
-    pub const FIELD_NAMES: &'static [&'static str] = &FIELD_NAMES;
-
     /// The counters of a single interaction.
     pub fn of(c: &Contribution) -> Aggregate {
         Aggregate::single(c)
@@ -142,53 +132,9 @@ impl Aggregate {
         self.fcr_resolved = self.fcr_resolved.saturating_add(other.fcr_resolved);
     }
 
-    /// Field names and values, for storing as a Redis hash: only non-zero
-    /// fields, since an absent hash field reads as zero and `HINCRBY` of zero
-    /// would only grow the hash. Names are in the table on [`Aggregate`].
-    ///
-    /// Counters above `i64::MAX` (unreachable in practice) are written as
-    /// `i64::MAX`, Redis' integer limit.
-    pub fn fields(&self) -> impl Iterator<Item = (&'static str, i64)> {
-        FIELD_NAMES
-            .into_iter()
-            .zip(self.counters())
-            .filter(|(_, v)| *v != 0)
-    }
-
-    /// The inverse of [`Aggregate::fields`]: reads a stored hash. Unknown names
-    /// are ignored (so fields can be added later without breaking readers); a
-    /// repeated name keeps its last value, as a hash would; a negative value
-    /// for an unsigned counter (only a corrupt or hand-edited hash has one)
-    /// reads as zero.
-    pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, i64)>) -> Aggregate {
-        let mut a = Aggregate::default();
-        for (name, value) in fields {
-            let unsigned = u64::try_from(value).unwrap_or(0);
-            match name {
-                "n" => a.interactions = unsigned,
-                "nr" => a.nps_responses = unsigned,
-                "pr" => a.promoters = unsigned,
-                "pa" => a.passives = unsigned,
-                "de" => a.detractors = unsigned,
-                "cr" => a.csat_responses = unsigned,
-                "cs" => a.csat_satisfied = unsigned,
-                "er" => a.ces_responses = unsigned,
-                "es" => a.ces_sum = unsigned,
-                "ee" => a.ces_easy = unsigned,
-                "sr" => a.sentiment_responses = unsigned,
-                "ss" => a.sentiment_micros_sum = value,
-                "tr" => a.transfers_responses = unsigned,
-                "ts" => a.transfers_sum = unsigned,
-                "fr" => a.fcr_responses = unsigned,
-                "fx" => a.fcr_resolved = unsigned,
-                _ => {}
-            }
-        }
-        a
-    }
-
-    /// The inverse of [`Aggregate::counters`], with [`Aggregate::from_fields`]'s
-    /// rule: a negative value for an unsigned counter reads as zero.
+    /// The inverse of [`Aggregate::counters`]. A negative value for an
+    /// unsigned counter (only a corrupt or hand-edited bucket has one) reads
+    /// as zero.
     pub fn from_counters(counters: [i64; 16]) -> Aggregate {
         let u = |v: i64| u64::try_from(v).unwrap_or(0);
         let [n, nr, pr, pa, de, cr, cs, er, es, ee, sr, ss, tr, ts, fr, fx] = counters;
@@ -212,8 +158,9 @@ impl Aggregate {
         }
     }
 
-    /// Every counter as stored, in [`Aggregate::FIELD_NAMES`] order: the
-    /// packed bucket layout, without building name–value pairs.
+    /// Every counter as stored, in the order of the table on [`Aggregate`]:
+    /// the packed bucket layout. Counters above `i64::MAX` (unreachable in
+    /// practice) are stored as `i64::MAX`.
     pub fn counters(&self) -> [i64; 16] {
         let s = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         [
@@ -384,16 +331,19 @@ mod tests {
     }
 
     #[test]
-    fn every_counter_has_a_distinct_field() {
-        let mut names = FIELD_NAMES.to_vec();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), FIELD_NAMES.len());
-        assert_eq!(Aggregate::FIELD_NAMES, FIELD_NAMES.as_slice());
+    fn every_counter_has_its_own_position() {
+        for i in 0..16 {
+            let unit: [i64; 16] = std::array::from_fn(|j| i64::from(i == j));
+            assert_eq!(
+                Aggregate::from_counters(unit).counters(),
+                unit,
+                "position {i}"
+            );
+        }
     }
 
     #[test]
-    fn fields_round_trip_and_skip_zeros() {
+    fn counters_round_trip() {
         let a = Aggregate {
             interactions: 10,
             nps_responses: 9,
@@ -412,48 +362,32 @@ mod tests {
             fcr_responses: 15,
             fcr_resolved: 16,
         };
-        let fields: Vec<_> = a.fields().collect();
-        assert_eq!(fields.len(), 15, "the zero ces_easy is left out");
-        assert!(fields.contains(&("ss", -12)));
-        assert!(fields.contains(&("fx", 16)));
-        assert!(!fields.iter().any(|(name, _)| *name == "ee"));
-        assert_eq!(Aggregate::from_fields(fields), a);
+        let counters = a.counters();
+        assert_eq!(counters[11], -12, "sentiment_micros_sum");
+        assert_eq!(counters[15], 16, "fcr_resolved");
+        assert_eq!(Aggregate::from_counters(counters), a);
+        assert_eq!(Aggregate::default().counters(), [0; 16]);
 
-        assert_eq!(Aggregate::default().fields().count(), 0);
-        // Each name maps to its own counter.
-        for (i, name) in FIELD_NAMES.into_iter().enumerate() {
-            let one = Aggregate::from_fields([(name, 1)]);
-            let values = one.counters();
-            for (j, v) in values.into_iter().enumerate() {
-                assert_eq!(v, i64::from(i == j), "{name}");
-            }
-        }
-    }
-
-    #[test]
-    fn counters_round_trip_in_field_order() {
         let counters: [i64; 16] = std::array::from_fn(|i| i as i64 * 3 - 5);
-        let a = Aggregate::from_counters(counters);
-        // Negative unsigned counters read as zero, as from_fields reads them.
+        // Negative unsigned counters read as zero; the sentiment sum is signed.
         let expected: [i64; 16] = std::array::from_fn(|i| {
-            if FIELD_NAMES[i] == "ss" {
+            if i == 11 {
                 counters[i]
             } else {
                 counters[i].max(0)
             }
         });
-        assert_eq!(a.counters(), expected);
-        assert_eq!(
-            a,
-            Aggregate::from_fields(FIELD_NAMES.into_iter().zip(counters))
-        );
+        assert_eq!(Aggregate::from_counters(counters).counters(), expected);
     }
 
     #[test]
-    fn from_fields_ignores_unknown_and_negative_counts() {
-        let a = Aggregate::from_fields([("n", 3), ("zz", 7), ("pr", -2), ("ss", -5), ("n", 4)]);
+    fn from_counters_reads_negative_unsigned_counts_as_zero() {
+        let mut counters = [0i64; 16];
+        counters[0] = 4;
+        counters[2] = -2;
+        counters[11] = -5;
         assert_eq!(
-            a,
+            Aggregate::from_counters(counters),
             Aggregate {
                 interactions: 4,
                 sentiment_micros_sum: -5,
@@ -475,7 +409,7 @@ mod tests {
         });
         assert_eq!(a.interactions, u64::MAX);
         assert_eq!(a.sentiment_micros_sum, i64::MIN);
-        assert!(a.fields().any(|f| f == ("n", i64::MAX)));
+        assert_eq!(a.counters()[0], i64::MAX);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The IO-free math of cxloop's rolling windows.
 //!
-//! Scoring keeps one counter set per (dimension, key, window, bucket) — in
-//! Redis hashes, incremented with `HINCRBY` — and answers GetMetrics by
+//! Scoring keeps one counter set per (dimension, key, window, bucket) — a
+//! packed 128-byte Redis string, added to by one script per batch — and answers GetMetrics by
 //! summing the 60 buckets that cover the window. This crate is the pure part
 //! of that scheme, so it can be tested exhaustively without a Redis:
 //!

@@ -311,34 +311,28 @@ proptest! {
         }
     }
 
-    /// (4) fields/from_fields round trip, writing only non-zero known fields.
+    /// (4) counters/from_counters round trip: the packed bucket layout.
     #[test]
-    fn fields_round_trip(a in arbitrary_aggregate()) {
-        let fields: Vec<(&str, i64)> = a.fields().collect();
-        prop_assert!(fields.iter().all(|(name, v)| *v != 0 && Aggregate::FIELD_NAMES.contains(name)));
-        prop_assert_eq!(Aggregate::from_fields(fields.iter().copied()), a);
-
-        // Readers ignore names they do not know.
-        let with_unknown = fields.iter().copied().chain([("zz_future", 42), ("", -1)]);
-        prop_assert_eq!(Aggregate::from_fields(with_unknown), a);
+    fn counters_round_trip(a in arbitrary_aggregate()) {
+        prop_assert_eq!(Aggregate::from_counters(a.counters()), a);
     }
 
-    /// Round trip through the per-event path too: what scoring HINCRBYs for
-    /// each event, summed field by field as Redis would, reads back as the sum.
+    /// Round trip through the per-event path too: each event's counters,
+    /// added position by position as scoring's window script adds packed
+    /// buckets, read back as the sum.
     #[test]
-    fn hincrby_of_fields_equals_the_sum(cs in prop::collection::vec(contribution(), 0..60)) {
-        let mut hash: BTreeMap<&'static str, i64> = BTreeMap::new();
+    fn adding_packed_counters_equals_the_sum(cs in prop::collection::vec(contribution(), 0..60)) {
+        let mut bucket = [0i64; 16];
         for c in &cs {
-            for (name, v) in Aggregate::of(c).fields() {
-                *hash.entry(name).or_default() += v;
+            for (stored, v) in bucket.iter_mut().zip(Aggregate::of(c).counters()) {
+                *stored += v;
             }
         }
-        let read = Aggregate::from_fields(hash.iter().map(|(k, v)| (*k, *v)));
         let mut expected = Aggregate::default();
         for c in &cs {
             expected.add(c);
         }
-        prop_assert_eq!(read, expected);
+        prop_assert_eq!(Aggregate::from_counters(bucket), expected);
     }
 }
 

@@ -10,8 +10,8 @@
 //! Marks and counters change in the same atomic script, so a crash at any
 //! instruction of the service leaves either both or neither, and a
 //! redelivered record adds nothing. A bucket is a string of 16
-//! little-endian i64 counters (the `cx_windows::Aggregate` fields in
-//! `FIELD_NAMES` order): read with MGET, one SET per touched bucket, and one
+//! little-endian i64 counters (`cx_windows::Aggregate::counters`, in the
+//! order of the table on `Aggregate`): read with MGET, one SET per touched bucket, and one
 //! MGET of 60 keys per query.
 //!
 //! Key layout (`{p}` = the configured key prefix, default `cx`):
@@ -144,7 +144,7 @@ end
 return {1, {}}
 "#;
 
-/// The 16 counters in `FIELD_NAMES` order, as stored.
+/// The 16 counters in `Aggregate::counters` order, as stored.
 pub fn pack(aggregate: &Aggregate) -> Vec<u8> {
     let mut out = Vec::with_capacity(COUNTERS * 8);
     for counter in aggregate.counters() {
