@@ -53,6 +53,9 @@ export CX_AUTH_TOKENS="$token=ingest:write,metrics:read,alerts:read,followups:re
 # librdkafka properties for the services and the benches (CX_BENCH_KAFKA_PROPERTIES
 # overrides): tansu holds every fetch for the full fetch.wait.max.ms.
 export CX_KAFKA_PROPERTIES="${CX_BENCH_KAFKA_PROPERTIES:-fetch.wait.max.ms=10}"
+# Per-group properties (CX_KAFKA_GROUP_PROPERTIES, `group:name=value;…`): none
+# unless CX_BENCH_KAFKA_GROUP_PROPERTIES gives some.
+export CX_KAFKA_GROUP_PROPERTIES="${CX_BENCH_KAFKA_GROUP_PROPERTIES:-}"
 export RUST_LOG=warn
 export CX_BENCH_TOKEN="$token"
 

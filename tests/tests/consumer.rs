@@ -290,14 +290,26 @@ impl consumer::StagedHandler for HoldFirstApply {
 
 #[tokio::test]
 async fn records_arriving_while_a_batch_applies_wait_for_it_in_one_next_batch() {
+    records_arriving_during_an_apply_form_one_batch(Some(Duration::from_millis(5))).await;
+}
+
+/// The same without a fill wait (the default): the next batch still takes
+/// everything that arrived while the previous one was applied.
+#[tokio::test]
+async fn without_a_fill_wait_the_records_arriving_during_an_apply_still_form_one_batch() {
+    records_arriving_during_an_apply_form_one_batch(None).await;
+}
+
+async fn records_arriving_during_an_apply_form_one_batch(max_wait: Option<Duration>) {
     require_stack().await;
     let (config, topic) = isolated_topic("cx.consumer-fill-test").await;
     produce(&config, &topic, std::iter::once("first".to_string())).await;
 
+    let defaults = ConsumerSettings::new(unique("cx-test-group"), vec![topic.clone()]);
     let settings = ConsumerSettings {
         max_batch: 100,
-        max_wait: Duration::from_millis(5),
-        ..ConsumerSettings::new(unique("cx-test-group"), vec![topic.clone()])
+        max_wait: max_wait.unwrap_or(defaults.max_wait),
+        ..defaults
     };
     let stop = CancellationToken::new();
     let handler = std::sync::Arc::new(HoldFirstApply {
@@ -317,8 +329,8 @@ async fn records_arriving_while_a_batch_applies_wait_for_it_in_one_next_batch() 
     tokio::time::timeout(Duration::from_secs(30), handler.first_applying.notified())
         .await
         .expect("the first batch is applied within 30 s");
-    // Spread over far more than max_wait: a batch closed after max_wait
-    // would hold only the first of them.
+    // Spread over far more than max_wait: a batch closed after max_wait, or
+    // when nothing more waits, would hold only the first of them.
     let later: Vec<String> = (0..10).map(|i| format!("later-{i}")).collect();
     for value in &later {
         produce(&config, &topic, std::iter::once(value.clone())).await;

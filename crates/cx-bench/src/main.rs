@@ -336,6 +336,7 @@ fn kafka_config(brokers: &str, properties: &str) -> cx_runtime::config::KafkaCon
     let mut kafka = cx_runtime::config::KafkaConfig {
         brokers: brokers.to_string(),
         properties: Default::default(),
+        group_properties: Default::default(),
         topic_partitions: 6,
         topic_replication: 1,
         topics: Default::default(),

@@ -75,6 +75,10 @@ pub struct KafkaConfig {
     /// librdkafka properties passed through unchanged (e.g.
     /// `fetch.wait.max.ms`, `security.protocol`), applied last.
     pub properties: BTreeMap<String, String>,
+    /// Properties for one consumer group only, applied after `properties`:
+    /// a group that need not be quick (follow-up's survey reader) can
+    /// fetch less often than the ones on the alert path.
+    pub group_properties: BTreeMap<String, BTreeMap<String, String>>,
     /// Partitions and replication for topics the services create if missing.
     pub topic_partitions: i32,
     pub topic_replication: i32,
@@ -165,6 +169,7 @@ struct FileShared {
 struct FileKafka {
     brokers: Option<String>,
     properties: BTreeMap<String, toml::Value>,
+    group_properties: BTreeMap<String, BTreeMap<String, toml::Value>>,
     topic_partitions: Option<i32>,
     topic_replication: Option<i32>,
     topics: Option<Topics>,
@@ -260,27 +265,24 @@ impl Config {
             http_port,
         )?;
 
-        let mut properties = BTreeMap::new();
-        for (name, value) in &shared.kafka.properties {
-            let value = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                other => {
-                    return Err(invalid(
-                        &format!("kafka.properties.{name}"),
-                        format!(
-                            "must be a string, number or boolean, not {}",
-                            other.type_str()
-                        ),
-                    ))
-                }
-            };
-            properties.insert(name.clone(), value);
-        }
+        let mut properties = file_properties("kafka.properties", &shared.kafka.properties)?;
         if let Some(list) = env_get("CX_KAFKA_PROPERTIES") {
             properties.extend(parse_properties(&list)?);
+        }
+        let mut group_properties = BTreeMap::new();
+        for (group, table) in &shared.kafka.group_properties {
+            group_properties.insert(
+                group.clone(),
+                file_properties(&format!("kafka.group_properties.{group}"), table)?,
+            );
+        }
+        if let Some(list) = env_get("CX_KAFKA_GROUP_PROPERTIES") {
+            for (group, name, value) in parse_group_properties(&list)? {
+                group_properties
+                    .entry(group)
+                    .or_insert_with(BTreeMap::new)
+                    .insert(name, value);
+            }
         }
 
         let topic_partitions = match env_get("CX_TOPIC_PARTITIONS") {
@@ -347,6 +349,7 @@ impl Config {
                     .or(shared.kafka.brokers)
                     .unwrap_or_else(|| "127.0.0.1:9092".into()),
                 properties,
+                group_properties,
                 topic_partitions,
                 topic_replication: shared.kafka.topic_replication.unwrap_or(1),
                 topics: shared.kafka.topics.unwrap_or_default(),
@@ -408,23 +411,30 @@ pub fn redact_url(url: &str) -> String {
 // Configs end up in logs and panics: secrets are masked in Debug.
 impl std::fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let properties: BTreeMap<&str, &str> = self
-            .properties
+        fn masked(properties: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+            properties
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str(),
+                        if is_secret_property(k) {
+                            "***"
+                        } else {
+                            v.as_str()
+                        },
+                    )
+                })
+                .collect()
+        }
+        let group_properties: BTreeMap<&str, BTreeMap<&str, &str>> = self
+            .group_properties
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if is_secret_property(k) {
-                        "***"
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
+            .map(|(group, properties)| (group.as_str(), masked(properties)))
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
-            .field("properties", &properties)
+            .field("properties", &masked(&self.properties))
+            .field("group_properties", &group_properties)
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication", &self.topic_replication)
             .field("topics", &self.topics)
@@ -471,6 +481,85 @@ fn parse_addr(
     }
 }
 
+/// A TOML table of librdkafka properties as strings; `section` names it in errors.
+fn file_properties(
+    section: &str,
+    table: &BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in table {
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(invalid(
+                    &format!("{section}.{name}"),
+                    format!(
+                        "must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ),
+                ))
+            }
+        };
+        librdkafka_accepts(name, &value)
+            .map_err(|reason| invalid(&format!("{section}.{name}"), reason))?;
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Whether librdkafka takes this property (a known name, a valid value),
+/// checked at load: a consumer-only property is otherwise first seen when
+/// a consumer is created, after the service has started. The message
+/// leaves out the value of a secret.
+fn librdkafka_accepts(name: &str, value: &str) -> Result<(), String> {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set(name, value);
+    match config.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(_) if is_secret_property(name) => Err(format!("librdkafka refuses {name}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `group:name=value;group:name=value` (commas also separate): properties
+/// for one consumer group each. The group is what precedes the last `:`
+/// before the `=` (property names have none).
+fn parse_group_properties(list: &str) -> Result<Vec<(String, String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in list
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (target, value) = item.split_once('=').ok_or_else(|| {
+            invalid(
+                "CX_KAFKA_GROUP_PROPERTIES",
+                format!("{item:?} is not group:name=value"),
+            )
+        })?;
+        // The value stays out of the message: it may be a secret.
+        let bad = || {
+            invalid(
+                "CX_KAFKA_GROUP_PROPERTIES",
+                format!("{:?} is not group:name before the =", target.trim()),
+            )
+        };
+        let (group, name) = target.rsplit_once(':').ok_or_else(bad)?;
+        let (group, name) = (group.trim(), name.trim());
+        if group.is_empty() || name.is_empty() {
+            return Err(bad());
+        }
+        let value = value.trim();
+        librdkafka_accepts(name, value)
+            .map_err(|reason| invalid("CX_KAFKA_GROUP_PROPERTIES", format!("{group}: {reason}")))?;
+        out.push((group.to_string(), name.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
 /// `name=value;name=value` (commas also separate) into librdkafka properties.
 fn parse_properties(list: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut out = BTreeMap::new();
@@ -482,7 +571,9 @@ fn parse_properties(list: &str) -> Result<BTreeMap<String, String>, ConfigError>
         let (name, value) = item
             .split_once('=')
             .ok_or_else(|| invalid("CX_KAFKA_PROPERTIES", format!("{item:?} is not name=value")))?;
-        out.insert(name.trim().to_string(), value.trim().to_string());
+        let (name, value) = (name.trim(), value.trim());
+        librdkafka_accepts(name, value).map_err(|reason| invalid("CX_KAFKA_PROPERTIES", reason))?;
+        out.insert(name.to_string(), value.to_string());
     }
     Ok(out)
 }
@@ -545,6 +636,97 @@ mod tests {
     }
 
     #[test]
+    fn group_properties_come_from_the_file_and_the_environment() {
+        let file: toml::Table = r#"
+            [kafka.group_properties.cx-followup-surveys]
+            "fetch.wait.max.ms" = 100
+            "fetch.min.bytes" = 65536
+        "#
+        .parse()
+        .unwrap();
+        let cfg = Config::from_parts(
+            ServiceName::Followup,
+            file,
+            &env(&[(
+                "CX_KAFKA_GROUP_PROPERTIES",
+                "cx-followup-surveys:fetch.wait.max.ms=250; cx-followup-updates : fetch.wait.max.ms = 500",
+            )]),
+        )
+        .unwrap();
+        let surveys = &cfg.kafka.group_properties["cx-followup-surveys"];
+        assert_eq!(surveys["fetch.wait.max.ms"], "250");
+        assert_eq!(surveys["fetch.min.bytes"], "65536");
+        assert_eq!(
+            cfg.kafka.group_properties["cx-followup-updates"]["fetch.wait.max.ms"],
+            "500"
+        );
+        assert!(cfg.kafka.properties.is_empty());
+
+        for bad in [
+            "fetch.wait.max.ms=100",
+            ":fetch.wait.max.ms=100",
+            "group:=1",
+            "group:name",
+        ] {
+            let err = Config::from_parts(
+                ServiceName::Followup,
+                toml::Table::new(),
+                &env(&[("CX_KAFKA_GROUP_PROPERTIES", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("CX_KAFKA_GROUP_PROPERTIES"),
+                "{bad}: {err}"
+            );
+        }
+        let file: toml::Table = "[kafka.group_properties.g]\n\"fetch.wait.max.ms\" = [1]\n"
+            .parse()
+            .unwrap();
+        let err = Config::from_parts(ServiceName::Followup, file, &env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("kafka.group_properties.g.fetch.wait.max.ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn properties_librdkafka_refuses_fail_the_load_naming_the_source() {
+        for (variable, list) in [
+            ("CX_KAFKA_PROPERTIES", "fetch.wait.max.ms=soon"),
+            ("CX_KAFKA_PROPERTIES", "no.such.property=1"),
+            (
+                "CX_KAFKA_GROUP_PROPERTIES",
+                "cx-scoring:fetch.wait.max.ms=soon",
+            ),
+        ] {
+            let err = Config::from_parts(
+                ServiceName::Scoring,
+                toml::Table::new(),
+                &env(&[(variable, list)]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(variable), "{list}: {err}");
+            let name = list.split_once('=').unwrap().0.rsplit(':').next().unwrap();
+            assert!(err.contains(name), "{list}: {err}");
+        }
+        let file: toml::Table = "[kafka.properties]\n\"fetch.wait.max.ms\" = \"soon\"\n"
+            .parse()
+            .unwrap();
+        let err = Config::from_parts(ServiceName::Scoring, file, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.properties.fetch.wait.max.ms"), "{err}");
+        // A refused secret is named, its value is not repeated.
+        let err = librdkafka_accepts("sasl.password.typo", "hunter7").unwrap_err();
+        assert!(
+            err.contains("sasl.password.typo") && !err.contains("hunter7"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = Config::from_parts(
             ServiceName::Ingest,
@@ -571,14 +753,18 @@ mod tests {
                 ("CX_REDIS_URL", "redis://app:hunter2@redis:6379/0"),
                 (
                     "CX_KAFKA_PROPERTIES",
-                    "sasl.password=hunter3;ssl.key.password=hunter4;client.id=x",
+                    "sasl.password=hunter3;sasl.kerberos.keytab=hunter4;client.id=x",
+                ),
+                (
+                    "CX_KAFKA_GROUP_PROPERTIES",
+                    "cx-scoring:sasl.password=hunter6",
                 ),
                 ("CX_AUTH_TOKENS", "hunter5=ingest:write"),
             ]),
         )
         .unwrap();
         let printed = format!("{cfg:?}");
-        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5", "hunter6"] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
         assert!(

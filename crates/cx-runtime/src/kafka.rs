@@ -36,7 +36,10 @@ pub fn producer(kafka: &KafkaConfig, client_id: &str) -> Result<FutureProducer, 
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS)
-        .set("linger.ms", "2")
+        // librdkafka's default. At 2k/s, 2 ms made more, smaller produce
+        // requests: ingest used a fifth more CPU and ack → alert was slower,
+        // not faster (docs/BENCHMARKS.md).
+        .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "200000");
     for (name, value) in &kafka.properties {
         // Consumer-only properties would make librdkafka warn on a producer.

@@ -67,7 +67,8 @@ impl Default for AlertingSettings {
             // Window rules read every touched key's windows once per batch:
             // at 20k/s, 2000 instead of 500 cut those reads (MGET) by two
             // thirds and alerting's CPU by a fifth (docs/BENCHMARKS.md). A
-            // slow trickle still closes a batch after the fill wait.
+            // slow trickle still makes small batches (a batch closes when
+            // nothing more waits).
             max_batch: 2000,
             max_event_age_s: 86_400,
             retention_days: 30,
