@@ -667,3 +667,54 @@ async fn the_window_store_counts_a_batch_once_even_with_copies_inside_it() {
         .unwrap();
     assert_eq!(global.interactions, 3);
 }
+
+/// A bucket expires one retention after its start: set when a batch
+/// creates it, kept when later batches add to it.
+#[tokio::test]
+async fn window_buckets_expire_one_retention_after_their_start() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let redis = cx_runtime::RedisPool::new(&redis_url()).unwrap();
+    let store = cx_scoring::store::WindowStore::new(redis.clone(), &iso.redis_prefix);
+    let scorer = cx_scoring::score::Scorer::new(
+        &cx_analytics::tags::Taxonomy::contact_centre_default(),
+        cx_domain::DetractorThresholds::default(),
+    )
+    .unwrap();
+    let run = run_id();
+    let scored = |n: usize| {
+        let scored = scorer.score(interaction(n, &run)).unwrap();
+        scored.into_event_and_head().0
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let first = scored(1);
+    let occurred = first.occurred_at_s;
+    let mut second = scored(2);
+    second.occurred_at_s = occurred;
+
+    let mut conn = redis.get().await.unwrap();
+    for (batch, interactions) in [(first, 1), (second, 2)] {
+        store.apply(&[batch], now).await.unwrap();
+        for window in cx_windows::Window::ALL {
+            let bucket = window.bucket_of(occurred);
+            let key = format!(
+                "{}:win:{}:global:all:{bucket}",
+                iso.redis_prefix,
+                window.as_str()
+            );
+            let expires: i64 = redis::cmd("EXPIRETIME")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(expires, window.expires_at_s(bucket), "{key}");
+            let value: Vec<u8> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let counted = cx_windows::Metrics::from_aggregate(&cx_scoring::store::unpack(&value));
+            assert_eq!(counted.interactions, interactions, "{key}");
+        }
+    }
+}

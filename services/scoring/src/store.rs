@@ -112,8 +112,10 @@ for _, group in ipairs(groups) do
   end
   redis.call('EXPIREAT', key, expire_at)
 end
--- A new bucket is the delta as sent; an existing one is added to in
--- locals (no per-bucket tables: this loop is most of the script's time).
+-- A new bucket is the delta as sent, with its expiry; an existing one is
+-- added to in locals (no per-bucket tables: this loop is most of the
+-- script's time) and keeps the expiry it was created with, which is the
+-- same: KEEPTTL costs about a third less than EXAT here.
 for b = 0, nbuckets - 1 do
   local at = bucket_at + 3 * b
   local value = ARGV[at + 2]
@@ -126,8 +128,10 @@ for b = 0, nbuckets - 1 do
     value = struct.pack(fmt, d1 + c1, d2 + c2, d3 + c3, d4 + c4, d5 + c5, d6 + c6, d7 + c7,
       d8 + c8, d9 + c9, d10 + c10, d11 + c11, d12 + c12, d13 + c13, d14 + c14, d15 + c15,
       d16 + c16)
+    redis.call('SET', ARGV[at], value, 'KEEPTTL')
+  else
+    redis.call('SET', ARGV[at], value, 'EXAT', ARGV[at + 1])
   end
-  redis.call('SET', ARGV[at], value, 'EXAT', ARGV[at + 1])
 end
 i = bucket_at + 3 * nbuckets
 local nindex = tonumber(ARGV[i])
