@@ -26,9 +26,50 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// How a producer is fed, which decides how long librdkafka holds a record
+/// for more to go in the same request (`linger.ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// Many callers with a record or a few each (ingest's requests): a
+    /// wait gathers them into fewer, larger produce requests.
+    Requests,
+    /// A whole batch enqueued at once, then awaited (scoring's scored
+    /// records, the outbox relays): nothing more comes while the caller
+    /// waits, so lingering only delays the batch.
+    Batches,
+}
+
+impl Sending {
+    fn linger_ms(self) -> &'static str {
+        match self {
+            // librdkafka's default. At 2k/s, 2 ms made more, smaller
+            // produce requests: ingest used a fifth more CPU and ack →
+            // alert was slower, not faster (docs/BENCHMARKS.md).
+            Sending::Requests => "5",
+            // Enqueueing a batch takes microseconds; 1 ms still sends it
+            // in one request rather than starting with its first record.
+            Sending::Batches => "1",
+        }
+    }
+}
+
 /// A producer that acknowledges only what every in-sync replica has:
 /// `acks=all` and idempotence (no duplicates from its own retries).
 pub fn producer(kafka: &KafkaConfig, client_id: &str) -> Result<FutureProducer, KafkaError> {
+    producer_for(kafka, client_id, Sending::Requests)
+}
+
+/// [`producer`] for a way of sending; a `linger.ms` among the pass-through
+/// properties still wins.
+pub fn producer_for(
+    kafka: &KafkaConfig,
+    client_id: &str,
+    sending: Sending,
+) -> Result<FutureProducer, KafkaError> {
+    producer_config(kafka, client_id, sending).create()
+}
+
+fn producer_config(kafka: &KafkaConfig, client_id: &str, sending: Sending) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.brokers)
@@ -36,10 +77,7 @@ pub fn producer(kafka: &KafkaConfig, client_id: &str) -> Result<FutureProducer, 
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", DEFAULT_MESSAGE_TIMEOUT_MS)
-        // librdkafka's default. At 2k/s, 2 ms made more, smaller produce
-        // requests: ingest used a fifth more CPU and ack → alert was slower,
-        // not faster (docs/BENCHMARKS.md).
-        .set("linger.ms", "5")
+        .set("linger.ms", sending.linger_ms())
         .set("queue.buffering.max.messages", "200000");
     for (name, value) in &kafka.properties {
         // Consumer-only properties would make librdkafka warn on a producer.
@@ -49,7 +87,7 @@ pub fn producer(kafka: &KafkaConfig, client_id: &str) -> Result<FutureProducer, 
     }
     // acks=all is the contract's durability promise: a pass-through cannot weaken it.
     config.set("acks", "all");
-    config.create()
+    config
 }
 
 fn is_consumer_only(name: &str) -> bool {
@@ -249,15 +287,23 @@ impl Enqueued<'_> {
 pub struct SharedProducer {
     kafka: KafkaConfig,
     client_id: String,
+    sending: Sending,
     current: std::sync::RwLock<std::sync::Arc<FutureProducer>>,
 }
 
 impl SharedProducer {
-    pub fn new(kafka: &KafkaConfig, client_id: &str) -> Result<SharedProducer, KafkaError> {
+    pub fn new(
+        kafka: &KafkaConfig,
+        client_id: &str,
+        sending: Sending,
+    ) -> Result<SharedProducer, KafkaError> {
         Ok(SharedProducer {
             kafka: kafka.clone(),
             client_id: client_id.to_string(),
-            current: std::sync::RwLock::new(std::sync::Arc::new(producer(kafka, client_id)?)),
+            sending,
+            current: std::sync::RwLock::new(std::sync::Arc::new(producer_for(
+                kafka, client_id, sending,
+            )?)),
         })
     }
 
@@ -372,7 +418,7 @@ impl SharedProducer {
         if !std::sync::Arc::ptr_eq(&current, used) {
             return; // another caller already replaced it
         }
-        match producer(&self.kafka, &self.client_id) {
+        match producer_for(&self.kafka, &self.client_id, self.sending) {
             Ok(fresh) => {
                 tracing::warn!(%reason, "kafka producer can no longer produce; replaced it");
                 metrics::counter!(crate::telemetry::KAFKA_PRODUCER_RESETS_TOTAL).increment(1);
@@ -380,5 +426,39 @@ impl SharedProducer {
             }
             Err(error) => tracing::error!(%error, "cannot create a replacement kafka producer"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(properties: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            group_properties: Default::default(),
+            topic_partitions: 1,
+            topic_replication: 1,
+            topics: Default::default(),
+        }
+    }
+
+    #[test]
+    fn batches_linger_less_than_requests_unless_told_and_acks_stay_all() {
+        let plain = kafka(&[("fetch.wait.max.ms", "10")]);
+        let requests = producer_config(&plain, "p", Sending::Requests);
+        let batches = producer_config(&plain, "p", Sending::Batches);
+        assert_eq!(requests.get("linger.ms"), Some("5"));
+        assert_eq!(batches.get("linger.ms"), Some("1"));
+        assert_eq!(batches.get("fetch.wait.max.ms"), None, "consumer-only, stripped");
+        let told = kafka(&[("linger.ms", "20"), ("acks", "1")]);
+        let batches = producer_config(&told, "p", Sending::Batches);
+        assert_eq!(batches.get("linger.ms"), Some("20"));
+        assert_eq!(batches.get("acks"), Some("all"));
+        assert_eq!(batches.get("enable.idempotence"), Some("true"));
     }
 }

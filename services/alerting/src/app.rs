@@ -9,7 +9,7 @@ use cx_proto::v1::alert_service_server::AlertServiceServer;
 use cx_rules::{RuleConfig, RuleSet, RulesConfig};
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{Sending, SharedProducer};
 use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
@@ -118,7 +118,11 @@ impl AlertingApp {
         );
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
-        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-alerting")?);
+        let producer = Arc::new(SharedProducer::new(
+            &config.kafka,
+            "cx-alerting",
+            Sending::Batches,
+        )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         Ok(AlertingApp {
             config,

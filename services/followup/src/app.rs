@@ -8,7 +8,7 @@ use std::time::Duration;
 use cx_proto::v1::follow_up_service_server::FollowUpServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{Sending, SharedProducer};
 use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
@@ -106,7 +106,11 @@ impl FollowupApp {
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days);
-        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-followup")?);
+        let producer = Arc::new(SharedProducer::new(
+            &config.kafka,
+            "cx-followup",
+            Sending::Batches,
+        )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         let followups = Followups {
             store,

@@ -85,7 +85,11 @@ impl IngestApp {
         }
         let listeners = Listeners::bind(&config).await?;
 
-        let producer = Arc::new(kafka::SharedProducer::new(&config.kafka, "cx-ingest")?);
+        let producer = Arc::new(kafka::SharedProducer::new(
+            &config.kafka,
+            "cx-ingest",
+            kafka::Sending::Requests,
+        )?);
         let redis = RedisPool::new(&config.redis_url)?;
         let dedupe = DedupeStore::new(
             redis.clone(),

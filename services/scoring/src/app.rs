@@ -9,7 +9,7 @@ use cx_domain::DetractorThresholds;
 use cx_proto::v1::metrics_service_server::MetricsServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{Sending, SharedProducer};
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use serde::Deserialize;
@@ -79,7 +79,11 @@ impl ScoringApp {
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let store = WindowStore::new(redis, &config.redis_key_prefix);
-        let producer = Arc::new(SharedProducer::new(&config.kafka, "cx-scoring")?);
+        let producer = Arc::new(SharedProducer::new(
+            &config.kafka,
+            "cx-scoring",
+            Sending::Batches,
+        )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis"]);
         Ok(ScoringApp {
             config,
