@@ -626,22 +626,28 @@ async fn kill_9_mid_stream_then_restart_counts_exactly() {
     }
 }
 
-#[tokio::test]
-async fn the_window_store_counts_a_batch_once_even_with_copies_inside_it() {
-    require_stack().await;
-    let iso = Isolation::new();
-    let redis = cx_runtime::RedisPool::new(&redis_url()).unwrap();
-    let store = cx_scoring::store::WindowStore::new(redis, &iso.redis_prefix);
+/// The window event of `interaction(n, run)` for a fresh run, as scoring
+/// hands it to the store.
+fn window_events() -> impl Fn(usize) -> cx_scoring::score::WindowEvent {
     let scorer = cx_scoring::score::Scorer::new(
         &cx_analytics::tags::Taxonomy::contact_centre_default(),
         cx_domain::DetractorThresholds::default(),
     )
     .unwrap();
     let run = run_id();
-    let scored = |n: usize| {
+    move |n| {
         let scored = scorer.score(interaction(n, &run)).unwrap();
         scored.into_event_and_head().0
-    };
+    }
+}
+
+#[tokio::test]
+async fn the_window_store_counts_a_batch_once_even_with_copies_inside_it() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let redis = cx_runtime::RedisPool::new(&redis_url()).unwrap();
+    let store = cx_scoring::store::WindowStore::new(redis, &iso.redis_prefix);
+    let scored = window_events();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     // Same interaction three times in one batch, and a second batch that
     // repeats one of them beside a new one.
@@ -676,16 +682,7 @@ async fn window_buckets_expire_one_retention_after_their_start() {
     let iso = Isolation::new();
     let redis = cx_runtime::RedisPool::new(&redis_url()).unwrap();
     let store = cx_scoring::store::WindowStore::new(redis.clone(), &iso.redis_prefix);
-    let scorer = cx_scoring::score::Scorer::new(
-        &cx_analytics::tags::Taxonomy::contact_centre_default(),
-        cx_domain::DetractorThresholds::default(),
-    )
-    .unwrap();
-    let run = run_id();
-    let scored = |n: usize| {
-        let scored = scorer.score(interaction(n, &run)).unwrap();
-        scored.into_event_and_head().0
-    };
+    let scored = window_events();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let first = scored(1);
     let occurred = first.occurred_at_s;

@@ -454,7 +454,11 @@ mod tests {
         let batches = producer_config(&plain, "p", Sending::Batches);
         assert_eq!(requests.get("linger.ms"), Some("5"));
         assert_eq!(batches.get("linger.ms"), Some("1"));
-        assert_eq!(batches.get("fetch.wait.max.ms"), None, "consumer-only, stripped");
+        assert_eq!(
+            batches.get("fetch.wait.max.ms"),
+            None,
+            "consumer-only, stripped"
+        );
         let told = kafka(&[("linger.ms", "20"), ("acks", "1")]);
         let batches = producer_config(&told, "p", Sending::Batches);
         assert_eq!(batches.get("linger.ms"), Some("20"));
