@@ -122,14 +122,24 @@ pub struct RelayConfig {
 }
 
 const LEASE_MS: u64 = 10_000;
+/// The lease is renewed this often while held, not on every round: each
+/// Redis call of a round can wait behind another service's script.
+const RENEW_EVERY: Duration = Duration::from_millis(LEASE_MS / 4);
+/// Relayed entries are trimmed at most this often.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 const BATCH: usize = 500;
 /// Short enough that a lost lease or a stop is noticed quickly; below the
 /// Redis client's 2 s response timeout.
 const BLOCK_MS: u64 = 500;
 
+/// 2: renewed (this relay held it), 1: taken (nobody held it), 0: held by another.
 const HOLD_LEASE: &str = r#"
 local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
+if holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+if holder == false then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -145,6 +155,17 @@ return 1
 
 const RELEASE: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/// What a relay knows while it holds the lease, so a round need not ask
+/// Redis again: the cursor is only moved by the lease holder.
+#[derive(Default)]
+struct Holding {
+    /// When the lease was last taken or renewed.
+    renewed: Option<std::time::Instant>,
+    /// The stored cursor, as this relay last read or moved it.
+    cursor: Option<StreamId>,
+    trimmed: Option<std::time::Instant>,
+}
 
 pub struct Relay<S> {
     pub config: RelayConfig,
@@ -163,25 +184,40 @@ impl<S: OutboxSource> Relay<S> {
         let hold = redis::Script::new(HOLD_LEASE);
         let advance = redis::Script::new(ADVANCE);
         let mut backoff = Duration::from_millis(100);
+        let mut state = Holding::default();
         while !stop.is_cancelled() {
             let step = async {
                 let mut conn = self.tail.get().await.map_err(|e| e.to_string())?;
-                let held: i64 = hold
-                    .key(lease_key)
-                    .arg(&instance)
-                    .arg(LEASE_MS)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if held == 0 {
-                    return Ok(false);
+                if state.renewed.is_none_or(|at| at.elapsed() >= RENEW_EVERY) {
+                    let renewing = std::time::Instant::now();
+                    let held: i64 = hold
+                        .key(lease_key)
+                        .arg(&instance)
+                        .arg(LEASE_MS)
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if held == 0 {
+                        return Ok(false);
+                    }
+                    if held == 1 {
+                        // Taken afresh: another relay may have moved the
+                        // cursor while this one did not hold the lease.
+                        state.cursor = None;
+                    }
+                    state.renewed = Some(renewing);
                 }
-                self.relay_once(&mut conn, &instance, &advance).await
+                self.relay_once(&mut conn, &instance, &advance, &mut state)
+                    .await
             };
             let outcome = tokio::select! {
                 _ = stop.cancelled() => break,
                 outcome = step => outcome,
             };
+            if !matches!(outcome, Ok(true)) {
+                // Not holding, or not sure: read the lease and cursor again.
+                state = Holding::default();
+            }
             match outcome {
                 Ok(true) => {
                     self.readiness.report("relay", Ok(()));
@@ -217,23 +253,32 @@ impl<S: OutboxSource> Relay<S> {
         }
     }
 
-    /// Publishes what follows the cursor; true when it did its work.
+    /// Publishes what follows the cursor; true when it did its work, false
+    /// when the lease turned out to be lost.
     async fn relay_once(
         &self,
         conn: &mut ConnectionManager,
         instance: &str,
         advance: &redis::Script,
+        state: &mut Holding,
     ) -> Result<bool, String> {
         let config = &self.config;
-        let cursor: Option<String> = redis::cmd("GET")
-            .arg(&config.cursor_key)
-            .query_async(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        let cursor = cursor
-            .as_deref()
-            .and_then(StreamId::parse)
-            .unwrap_or_default();
+        let cursor = match state.cursor {
+            Some(cursor) => cursor,
+            None => {
+                let stored: Option<String> = redis::cmd("GET")
+                    .arg(&config.cursor_key)
+                    .query_async(conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let cursor = stored
+                    .as_deref()
+                    .and_then(StreamId::parse)
+                    .unwrap_or_default();
+                state.cursor = Some(cursor);
+                cursor
+            }
+        };
         let entries = read_after(conn, &config.outbox_key, cursor, BATCH, Some(BLOCK_MS))
             .await
             .map_err(|e| e.to_string())?;
@@ -272,8 +317,14 @@ impl<S: OutboxSource> Relay<S> {
             .invoke_async(conn)
             .await
             .map_err(|e| e.to_string())?;
-        if moved == 1 {
+        if moved == 0 {
+            // Another replica holds the lease now; it relays from its cursor.
+            return Ok(false);
+        }
+        state.cursor = Some(last);
+        if state.trimmed.is_none_or(|at| at.elapsed() >= TRIM_EVERY) {
             self.trim(conn, last, now_ms).await;
+            state.trimmed = Some(std::time::Instant::now());
         }
         Ok(true)
     }
