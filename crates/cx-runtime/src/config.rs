@@ -524,27 +524,36 @@ fn librdkafka_accepts(name: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// The `target=value` items of a `;`- (or `,`-) separated list, trimmed;
+/// `shape` names the expected form in the error.
+fn list_items<'a>(
+    variable: &str,
+    list: &'a str,
+    shape: &str,
+) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
+    list.split([';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.split_once('=')
+                .map(|(target, value)| (target.trim(), value.trim()))
+                .ok_or_else(|| invalid(variable, format!("{item:?} is not {shape}")))
+        })
+        .collect()
+}
+
 /// `group:name=value;group:name=value` (commas also separate): properties
 /// for one consumer group each. The group is what precedes the last `:`
 /// before the `=` (property names have none).
 fn parse_group_properties(list: &str) -> Result<Vec<(String, String, String)>, ConfigError> {
+    const VARIABLE: &str = "CX_KAFKA_GROUP_PROPERTIES";
     let mut out = Vec::new();
-    for item in list
-        .split([';', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let (target, value) = item.split_once('=').ok_or_else(|| {
-            invalid(
-                "CX_KAFKA_GROUP_PROPERTIES",
-                format!("{item:?} is not group:name=value"),
-            )
-        })?;
+    for (target, value) in list_items(VARIABLE, list, "group:name=value")? {
         // The value stays out of the message: it may be a secret.
         let bad = || {
             invalid(
-                "CX_KAFKA_GROUP_PROPERTIES",
-                format!("{:?} is not group:name before the =", target.trim()),
+                VARIABLE,
+                format!("{target:?} is not group:name before the ="),
             )
         };
         let (group, name) = target.rsplit_once(':').ok_or_else(bad)?;
@@ -552,9 +561,8 @@ fn parse_group_properties(list: &str) -> Result<Vec<(String, String, String)>, C
         if group.is_empty() || name.is_empty() {
             return Err(bad());
         }
-        let value = value.trim();
         librdkafka_accepts(name, value)
-            .map_err(|reason| invalid("CX_KAFKA_GROUP_PROPERTIES", format!("{group}: {reason}")))?;
+            .map_err(|reason| invalid(VARIABLE, format!("{group}: {reason}")))?;
         out.push((group.to_string(), name.to_string(), value.to_string()));
     }
     Ok(out)
@@ -562,17 +570,10 @@ fn parse_group_properties(list: &str) -> Result<Vec<(String, String, String)>, C
 
 /// `name=value;name=value` (commas also separate) into librdkafka properties.
 fn parse_properties(list: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    const VARIABLE: &str = "CX_KAFKA_PROPERTIES";
     let mut out = BTreeMap::new();
-    for item in list
-        .split([';', ','])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        let (name, value) = item
-            .split_once('=')
-            .ok_or_else(|| invalid("CX_KAFKA_PROPERTIES", format!("{item:?} is not name=value")))?;
-        let (name, value) = (name.trim(), value.trim());
-        librdkafka_accepts(name, value).map_err(|reason| invalid("CX_KAFKA_PROPERTIES", reason))?;
+    for (name, value) in list_items(VARIABLE, list, "name=value")? {
+        librdkafka_accepts(name, value).map_err(|reason| invalid(VARIABLE, reason))?;
         out.insert(name.to_string(), value.to_string());
     }
     Ok(out)

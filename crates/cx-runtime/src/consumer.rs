@@ -125,17 +125,11 @@ fn consumer_config(kafka: &KafkaConfig, settings: &ConsumerSettings) -> rdkafka:
         // peaked 7–13 MB higher under a backlog, at the same rate. Must stay
         // at least `message.max.bytes` (librdkafka checks).
         .set("fetch.max.bytes", "1048576");
-    for (name, value) in &kafka.properties {
+    // The group's own properties come after the shared ones, so they win.
+    let own = kafka.group_properties.get(&settings.group_id);
+    for (name, value) in kafka.properties.iter().chain(own.into_iter().flatten()) {
         if !is_producer_only(name) {
             config.set(name, value);
-        }
-    }
-    // The group's own properties come last, so they win over the shared ones.
-    if let Some(properties) = kafka.group_properties.get(&settings.group_id) {
-        for (name, value) in properties {
-            if !is_producer_only(name) {
-                config.set(name, value);
-            }
         }
     }
     // The at-least-once promise rests on these two: a pass-through cannot undo them.
