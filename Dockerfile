@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image with every cxloop binary: cx-ingest, cx-scoring, cx-alerting,
-# cx-followup and the cx-bench load/sample tool. The command picks the
-# service:
+# cx-followup, the cx-sim traffic simulator, the cxctl operator CLI and the
+# cx-bench load tool. The command picks the binary:
 #
 #   docker build -t cxloop .
 #   docker run --rm -p 127.0.0.1:8081:8081 \
@@ -43,7 +43,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     cargo build --release --locked --bins \
  && mkdir -p /out \
- && for bin in cx-ingest cx-scoring cx-alerting cx-followup cx-bench; do \
+ && for bin in cx-ingest cx-scoring cx-alerting cx-followup cx-sim cxctl cx-bench; do \
       cp "target/release/$bin" /out/ && strip --strip-debug "/out/$bin"; \
     done
 

@@ -147,6 +147,78 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Every environment variable the services read (the contract's and the
+/// project's own). A `CX_` variable outside this list is a typo or a
+/// leftover: [`unknown_variables`] names it.
+pub const VARIABLES: [&str; 16] = [
+    "CX_KAFKA_BROKERS",
+    "CX_KAFKA_PROPERTIES",
+    "CX_KAFKA_GROUP_PROPERTIES",
+    "CX_TOPIC_PARTITIONS",
+    "CX_REDIS_URL",
+    "CX_GRPC_ADDR",
+    "CX_HTTP_ADDR",
+    "CX_AUTH_TOKENS",
+    "CX_ALERT_WEBHOOK_URL",
+    "CX_CONFIG",
+    "CX_LOG_FORMAT",
+    "CX_SHUTDOWN_GRACE_S",
+    "CX_WORKER_THREADS",
+    "CX_TLS_CERT",
+    "CX_TLS_KEY",
+    "RUST_LOG",
+];
+
+/// Variables of the project's own tools (cxctl, cx-sim, cx-bench, the
+/// deploy/local scripts, the tests), often exported in the shell that
+/// starts a service: not typos.
+const TOOL_VARIABLES: [&str; 8] = [
+    "CX_TOKEN",
+    "CX_INGEST_ADDR",
+    "CX_METRICS_ADDR",
+    "CX_ALERTS_ADDR",
+    "CX_FOLLOWUP_ADDR",
+    "CX_FOLLOWUP_HTTP_ADDR",
+    "CX_SIM_TOKEN",
+    "CX_SERVICE_BIN_DIR",
+];
+const TOOL_PREFIXES: [&str; 4] = ["CX_BENCH_", "CX_DEMO_", "CX_STACK_", "CX_TEST_"];
+
+/// The `CX_` variables in `env` that neither a service nor one of the
+/// project's tools reads, sorted: a misspelt one would otherwise be
+/// ignored without a word.
+pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<&str> {
+    let mut unknown: Vec<&str> = env
+        .keys()
+        .map(String::as_str)
+        .filter(|name| {
+            name.starts_with("CX_")
+                && !VARIABLES.contains(name)
+                && !TOOL_VARIABLES.contains(name)
+                && !TOOL_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        })
+        .collect();
+    unknown.sort_unstable();
+    unknown
+}
+
+/// The file's top-level keys. Each service reads its own section in full
+/// (and refuses unknown keys there); a key outside this list is read by no
+/// service at all.
+const FILE_KEYS: [&str; 11] = [
+    "kafka",
+    "redis",
+    "auth",
+    "log",
+    "tls",
+    "ingest",
+    "scoring",
+    "alerting",
+    "followup",
+    "shutdown_grace_s",
+    "worker_threads",
+];
+
 /// The file's shared sections; unknown service sections are left to services.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -165,7 +237,7 @@ struct FileShared {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct FileKafka {
     brokers: Option<String>,
     properties: BTreeMap<String, toml::Value>,
@@ -176,27 +248,27 @@ struct FileKafka {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct FileRedis {
     url: Option<String>,
     key_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct FileAuth {
     tokens: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct FileTls {
     cert: Option<String>,
     key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct FileLog {
     filter: Option<String>,
     format: Option<LogFormat>,
@@ -242,6 +314,15 @@ impl Config {
         file: toml::Table,
         env: &HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        if let Some(key) = file.keys().find(|key| !FILE_KEYS.contains(&key.as_str())) {
+            return Err(invalid(
+                "CX_CONFIG",
+                format!(
+                    "unknown top-level key `{key}` (expected one of: {})",
+                    FILE_KEYS.join(", ")
+                ),
+            ));
+        }
         let shared: FileShared = toml::Value::Table(file.clone())
             .try_into()
             .map_err(|e: toml::de::Error| invalid("CX_CONFIG", e.to_string()))?;
@@ -787,5 +868,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/cx.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_key_no_service_reads_is_refused_naming_it() {
+        for (text, named) in [
+            (
+                "[alertng]\nretention_days = 3",
+                "unknown top-level key `alertng`",
+            ),
+            ("[kafka]\nbroker = \"k:9092\"", "unknown field `broker`"),
+            ("[redis]\nkey_prefx = \"x\"", "unknown field `key_prefx`"),
+            ("[log]\nlevel = \"debug\"", "unknown field `level`"),
+        ] {
+            let file: toml::Table = text.parse().unwrap();
+            let err = Config::from_parts(ServiceName::Scoring, file, &env(&[]))
+                .err()
+                .unwrap_or_else(|| panic!("{text} was accepted"));
+            assert!(err.to_string().contains(named), "{text}: {err}");
+        }
+        // Another service's section is that service's to check.
+        let file: toml::Table = "[alerting]\nretention_days = 3".parse().unwrap();
+        assert!(Config::from_parts(ServiceName::Scoring, file, &env(&[])).is_ok());
+    }
+
+    #[test]
+    fn unknown_variables_are_the_cx_ones_nothing_reads() {
+        let env = env(&[
+            ("CX_TOPIC_PARTITION", "6"),
+            ("CX_REDIS_URL", "redis://r:6379"),
+            ("RUST_LOG", "info"),
+            ("HOME", "/root"),
+            ("CX_KAFKA_BROKER", "k:9092"),
+            ("CX_TOKEN", "cxctl's"),
+            ("CX_BENCH_RATE", "2000"),
+        ]);
+        assert_eq!(
+            unknown_variables(&env),
+            vec!["CX_KAFKA_BROKER", "CX_TOPIC_PARTITION"]
+        );
     }
 }

@@ -48,21 +48,100 @@ pub(crate) fn release_free_heap() {
     }
 }
 
-pub fn run<F, Fut>(service: ServiceName, start: F) -> ExitCode
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Mode {
+    Serve,
+    CheckConfig,
+    Help,
+    Version,
+}
+
+fn parse_args(args: &[String]) -> Result<Mode, String> {
+    match args {
+        [] => Ok(Mode::Serve),
+        [one] => match one.as_str() {
+            "--check-config" => Ok(Mode::CheckConfig),
+            "-h" | "--help" => Ok(Mode::Help),
+            "-V" | "--version" => Ok(Mode::Version),
+            other => Err(format!("unknown argument `{other}`")),
+        },
+        _ => Err("at most one argument".into()),
+    }
+}
+
+fn usage(service: ServiceName) -> String {
+    format!(
+        "usage: cx-{0} [--check-config | --help | --version]\n\n\
+         Runs the cxloop {0} service until SIGTERM. Configuration comes from the\n\
+         environment (CX_KAFKA_BROKERS, CX_REDIS_URL, CX_AUTH_TOKENS, …) and the\n\
+         optional TOML file named by CX_CONFIG; see README.md.\n\n\
+         --check-config  load and check the configuration (variables, file, the\n\
+         \x20               service's own section) without connecting to anything;\n\
+         \x20               exit 0 when it would start, 64 when it would not",
+        service.as_str()
+    )
+}
+
+/// Runs the service: `check` is the service's own validation of its part of
+/// the configuration (the part `start` would refuse), used alone by
+/// `--check-config`.
+pub fn run<C, F, Fut>(service: ServiceName, check: C, start: F) -> ExitCode
 where
+    C: FnOnce(&Config) -> Result<(), StartError>,
     F: FnOnce(Config, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), StartError>>,
 {
-    return_large_blocks_to_the_os();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let config = match Config::load(service, &env) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("cx-{}: configuration error: {error}", service.as_str());
+    let name = format!("cx-{}", service.as_str());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = match parse_args(&args) {
+        Ok(mode) => mode,
+        Err(reason) => {
+            eprintln!("{name}: {reason}\n{}", usage(service));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    match mode {
+        Mode::Help => {
+            println!("{}", usage(service));
+            return ExitCode::SUCCESS;
+        }
+        Mode::Version => {
+            println!("{name} {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Mode::Serve | Mode::CheckConfig => {}
+    }
+    return_large_blocks_to_the_os();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    // Names only: a misspelt variable may hold a secret.
+    let unknown = crate::config::unknown_variables(&env).join(", ");
+    let config = match Config::load(service, &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: configuration error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if mode == Mode::CheckConfig {
+        if !unknown.is_empty() {
+            eprintln!("{name}: warning: no service reads these variables: {unknown}");
+        }
+        return match check(&config) {
+            Ok(()) => {
+                println!("{name}: configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("{name}: configuration error: {error}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        };
+    }
     telemetry::init_tracing(&config.log_filter, config.log_format);
+    if !unknown.is_empty() {
+        tracing::warn!(variables = %unknown, "no service reads these CX_ variables; misspelt?");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .thread_name(format!("cx-{}", service.as_str()))
@@ -93,5 +172,30 @@ where
             tracing::error!(service = service.as_str(), %error, "failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn the_command_line_takes_one_flag_at_most() {
+        assert_eq!(parse_args(&args(&[])), Ok(Mode::Serve));
+        assert_eq!(
+            parse_args(&args(&["--check-config"])),
+            Ok(Mode::CheckConfig)
+        );
+        assert_eq!(parse_args(&args(&["--help"])), Ok(Mode::Help));
+        assert_eq!(parse_args(&args(&["-V"])), Ok(Mode::Version));
+        assert_eq!(
+            parse_args(&args(&["--chek-config"])),
+            Err("unknown argument `--chek-config`".to_string())
+        );
+        assert!(parse_args(&args(&["--check-config", "--help"])).is_err());
     }
 }

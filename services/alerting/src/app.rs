@@ -95,7 +95,13 @@ pub struct AlertingApp {
 }
 
 impl AlertingApp {
-    pub async fn build(config: Config) -> Result<AlertingApp, AlertingError> {
+    /// The checks [`build`](Self::build) makes on the configuration before
+    /// it binds or connects anything (`cx-alerting --check-config`).
+    pub fn check_config(config: &Config) -> Result<(), AlertingError> {
+        Self::settings(config).map(drop)
+    }
+
+    fn settings(config: &Config) -> Result<(AlertingSettings, RuleSet, Directory), AlertingError> {
         let settings: AlertingSettings = config.section("alerting")?;
         let rules_config = match &settings.rules {
             Some(rules) => RulesConfig {
@@ -103,19 +109,21 @@ impl AlertingApp {
             },
             None => RulesConfig::contact_centre_default(),
         };
-        let rules = Arc::new(
-            RuleSet::compile(&rules_config)
-                .map_err(|e| AlertingError::settings("alerting.rules", e))?,
-        );
-        let directory = Arc::new(
-            Directory::new(
-                &settings.destinations,
-                &settings.routes,
-                config.alert_webhook_url.as_deref(),
-                settings.default_webhook_secret.as_deref(),
-            )
-            .map_err(|e| AlertingError::Settings(e.to_string()))?,
-        );
+        let rules = RuleSet::compile(&rules_config)
+            .map_err(|e| AlertingError::settings("alerting.rules", e))?;
+        let directory = Directory::new(
+            &settings.destinations,
+            &settings.routes,
+            config.alert_webhook_url.as_deref(),
+            settings.default_webhook_secret.as_deref(),
+        )
+        .map_err(|e| AlertingError::Settings(e.to_string()))?;
+        Ok((settings, rules, directory))
+    }
+
+    pub async fn build(config: Config) -> Result<AlertingApp, AlertingError> {
+        let (settings, rules, directory) = Self::settings(&config)?;
+        let (rules, directory) = (Arc::new(rules), Arc::new(directory));
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let producer = Arc::new(SharedProducer::new(

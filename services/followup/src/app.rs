@@ -79,17 +79,13 @@ pub struct FollowupApp {
 }
 
 impl FollowupApp {
-    /// With the system clock.
-    pub async fn build(config: Config) -> Result<FollowupApp, FollowupError> {
-        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    /// The checks [`build`](Self::build) makes on the configuration before
+    /// it binds or connects anything (`cx-followup --check-config`).
+    pub fn check_config(config: &Config) -> Result<(), FollowupError> {
+        Self::settings(config).map(drop)
     }
 
-    /// With the given clock for every task decision (tests pass a
-    /// [`crate::ManualClock`]).
-    pub async fn build_with_clock(
-        config: Config,
-        clock: Arc<dyn Clock>,
-    ) -> Result<FollowupApp, FollowupError> {
+    fn settings(config: &Config) -> Result<FollowupSettings, FollowupError> {
         let settings: FollowupSettings = config.section("followup")?;
         if settings.tick_ms == 0 {
             return Err(FollowupError::settings(
@@ -103,6 +99,21 @@ impl FollowupApp {
                 "must be at least 1",
             ));
         }
+        Ok(settings)
+    }
+
+    /// With the system clock.
+    pub async fn build(config: Config) -> Result<FollowupApp, FollowupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// With the given clock for every task decision (tests pass a
+    /// [`crate::ManualClock`]).
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<FollowupApp, FollowupError> {
+        let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days);

@@ -64,7 +64,13 @@ pub struct IngestApp {
 }
 
 impl IngestApp {
-    pub async fn build(config: Config) -> Result<IngestApp, IngestError> {
+    /// The checks [`build`](Self::build) makes on the configuration before
+    /// it binds or connects anything (`cx-ingest --check-config`).
+    pub fn check_config(config: &Config) -> Result<(), IngestError> {
+        Self::settings(config).map(drop)
+    }
+
+    fn settings(config: &Config) -> Result<IngestSettings, IngestError> {
         let settings: IngestSettings = config.section("ingest")?;
         if settings.dedupe_days < 7 {
             return Err(cx_runtime::ConfigError::Invalid {
@@ -83,6 +89,11 @@ impl IngestApp {
             }
             .into());
         }
+        Ok(settings)
+    }
+
+    pub async fn build(config: Config) -> Result<IngestApp, IngestError> {
+        let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
 
         let producer = Arc::new(kafka::SharedProducer::new(

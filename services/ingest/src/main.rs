@@ -3,10 +3,14 @@ use std::process::ExitCode;
 use cx_runtime::ServiceName;
 
 fn main() -> ExitCode {
-    cx_runtime::main_support::run(ServiceName::Ingest, |config, shutdown| async move {
-        cx_ingest::IngestApp::build(config)
-            .await?
-            .run_until_stopped(shutdown)
-            .await
-    })
+    cx_runtime::main_support::run(
+        ServiceName::Ingest,
+        cx_ingest::IngestApp::check_config,
+        |config, shutdown| async move {
+            cx_ingest::IngestApp::build(config)
+                .await?
+                .run_until_stopped(shutdown)
+                .await
+        },
+    )
 }

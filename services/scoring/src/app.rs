@@ -66,16 +66,26 @@ pub struct ScoringApp {
 }
 
 impl ScoringApp {
-    pub async fn build(config: Config) -> Result<ScoringApp, ScoringError> {
+    /// The checks [`build`](Self::build) makes on the configuration before
+    /// it binds or connects anything (`cx-scoring --check-config`).
+    pub fn check_config(config: &Config) -> Result<(), ScoringError> {
+        Self::settings(config).map(drop)
+    }
+
+    fn settings(config: &Config) -> Result<(ScoringSettings, Scorer), ScoringError> {
         let settings: ScoringSettings = config.section("scoring")?;
         let taxonomy = settings
             .taxonomy
             .clone()
             .unwrap_or_else(Taxonomy::contact_centre_default);
-        let scorer = Arc::new(
-            Scorer::new(&taxonomy, settings.detractor)
-                .map_err(|e| ScoringError::settings("scoring.taxonomy", e))?,
-        );
+        let scorer = Scorer::new(&taxonomy, settings.detractor)
+            .map_err(|e| ScoringError::settings("scoring.taxonomy", e))?;
+        Ok((settings, scorer))
+    }
+
+    pub async fn build(config: Config) -> Result<ScoringApp, ScoringError> {
+        let (settings, scorer) = Self::settings(&config)?;
+        let scorer = Arc::new(scorer);
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
         let store = WindowStore::new(redis, &config.redis_key_prefix);
