@@ -452,3 +452,71 @@ fn docker_compose_starts_each_service_with_a_configuration_it_accepts() {
         );
     }
 }
+
+/// `cx-<service> --check-config` runs the checks above on a real binary:
+/// it accepts the documented example file without binding a port or
+/// reaching Kafka or Redis, and refuses a bad key with exit 64 naming it.
+#[test]
+fn check_config_checks_without_binding_or_connecting_and_exits_64_on_a_bad_key() {
+    let example = repo_root().join("deploy/config/cxloop.example.toml");
+    // Held for the whole test: a service that tried to bind would fail.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = taken.local_addr().expect("addr").to_string();
+    let scratch = Scratch::new("check");
+    for service in SERVICES {
+        let name = format!("cx-{}", service.as_str());
+        let run = |config: &Path, args: &[&str]| {
+            std::process::Command::new(cx_tests::binary(&name))
+                .args(args)
+                .env_clear()
+                .env("CX_CONFIG", config)
+                .env("CX_GRPC_ADDR", &taken)
+                .env("CX_HTTP_ADDR", &taken)
+                .env("CX_KAFKA_BROKERS", "127.0.0.1:1")
+                .env("CX_REDIS_URL", "redis://127.0.0.1:1")
+                .output()
+                .expect("run the binary")
+        };
+        let good = run(&example, &["--check-config"]);
+        assert_eq!(good.status.code(), Some(0), "{name}: {good:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&good.stdout).trim(),
+            format!("{name}: configuration is valid")
+        );
+
+        let bad = scratch.0.join(format!("{}.toml", service.as_str()));
+        std::fs::write(
+            &bad,
+            format!("[{}]\nretention_dayz = 3\n", service.as_str()),
+        )
+        .expect("write");
+        let refused = run(&bad, &["--check-config"]);
+        assert_eq!(refused.status.code(), Some(64), "{name}: {refused:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("retention_dayz"), "{name}: {stderr}");
+
+        let misspelt = run(&example, &["--check-confg"]);
+        assert_eq!(misspelt.status.code(), Some(64), "{name}: {misspelt:?}");
+        let version = run(&example, &["--version"]);
+        assert_eq!(version.status.code(), Some(0), "{name}: {version:?}");
+        assert!(String::from_utf8_lossy(&version.stdout).starts_with(&name));
+    }
+}
+
+/// The README's CX_CONFIG example passes every service's checks.
+#[test]
+fn the_readme_config_example_passes_every_services_checks() {
+    let readme = read("README.md");
+    let start = readme
+        .find("```toml\n# CX_CONFIG example")
+        .expect("the README's config example");
+    let body = &readme[start + "```toml\n".len()..];
+    let example = &body[..body.find("```").expect("end of the example")];
+    let scratch = Scratch::new("readme");
+    let path = scratch.0.join("readme.toml");
+    std::fs::write(&path, example).expect("write");
+    for service in SERVICES {
+        let env = HashMap::from([("CX_CONFIG".to_string(), path.display().to_string())]);
+        check_service(service, &env).unwrap_or_else(|e| panic!("cx-{}: {e}", service.as_str()));
+    }
+}

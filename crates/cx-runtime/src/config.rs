@@ -375,10 +375,13 @@ impl Config {
             None => shared.kafka.topic_partitions.unwrap_or(6),
         };
 
-        let tokens = env_get("CX_AUTH_TOKENS").or(shared.auth.tokens.clone());
-        let auth = match tokens {
-            Some(spec) => TokenTable::parse(&spec)?,
-            None => TokenTable::default(),
+        let auth = match (env_get("CX_AUTH_TOKENS"), shared.auth.tokens.clone()) {
+            (Some(spec), _) => TokenTable::parse(&spec)?,
+            // Named by its key: the error must point where the bad value is.
+            (None, Some(spec)) => {
+                TokenTable::parse(&spec).map_err(|e| invalid("auth.tokens", e.to_string()))?
+            }
+            (None, None) => TokenTable::default(),
         };
 
         let log_format = match env_get("CX_LOG_FORMAT") {
@@ -906,6 +909,33 @@ mod tests {
         assert_eq!(
             unknown_variables(&env),
             vec!["CX_KAFKA_BROKER", "CX_TOPIC_PARTITION"]
+        );
+    }
+
+    #[test]
+    fn bad_tokens_are_named_where_they_were_set() {
+        let file: toml::Table = "[auth]\ntokens = \"no-scopes\"".parse().unwrap();
+        let from_file = Config::from_parts(ServiceName::Ingest, file.clone(), &env(&[]))
+            .err()
+            .expect("refused");
+        assert!(
+            from_file
+                .to_string()
+                .starts_with("auth.tokens is not valid"),
+            "{from_file}"
+        );
+        let from_env = Config::from_parts(
+            ServiceName::Ingest,
+            file,
+            &env(&[("CX_AUTH_TOKENS", "also-no-scopes")]),
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            from_env
+                .to_string()
+                .starts_with("CX_AUTH_TOKENS is not valid"),
+            "{from_env}"
         );
     }
 }
