@@ -915,9 +915,8 @@ mod tests {
     #[test]
     fn bad_tokens_are_named_where_they_were_set() {
         let file: toml::Table = "[auth]\ntokens = \"no-scopes\"".parse().unwrap();
-        let from_file = Config::from_parts(ServiceName::Ingest, file.clone(), &env(&[]))
-            .err()
-            .expect("refused");
+        let from_file =
+            Config::from_parts(ServiceName::Ingest, file.clone(), &env(&[])).expect_err("refused");
         assert!(
             from_file
                 .to_string()
@@ -929,8 +928,7 @@ mod tests {
             file,
             &env(&[("CX_AUTH_TOKENS", "also-no-scopes")]),
         )
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(
             from_env
                 .to_string()
