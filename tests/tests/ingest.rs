@@ -472,3 +472,95 @@ async fn past_its_request_budget_ingest_answers_unavailable_and_takes_the_retry_
     assert_eq!(ids, ["shed-1", "shed-2", "shed-3", "shed-4"]);
     ingest.stop().await;
 }
+
+/// Reflection (v1 and the v1alpha older clients use) lists what this
+/// server serves, not the whole contract, and still resolves the
+/// contract's types.
+#[tokio::test]
+async fn reflection_lists_the_services_this_server_serves_in_both_versions() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let (_iso, ingest) = start().await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", ingest.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .expect("grpc connect");
+
+    let ask =
+        |request: v1::server_reflection_request::MessageRequest| v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let requests = vec![
+        ask(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+        ask(
+            v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "cx.v1.Interaction".into(),
+            ),
+        ),
+    ];
+    let mut answers = client
+        .server_reflection_info(futures::stream::iter(requests))
+        .await
+        .expect("reflection v1")
+        .into_inner();
+    let listed = answers.message().await.unwrap().unwrap().message_response;
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = listed
+    else {
+        panic!("not a service list: {listed:?}");
+    };
+    let names: std::collections::BTreeSet<String> = list
+        .service
+        .into_iter()
+        .map(|service| service.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cx.v1.IngestService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection"
+        ]
+        .map(String::from)
+        .into()
+    );
+    let file = answers.message().await.unwrap().unwrap().message_response;
+    assert!(
+        matches!(
+            file,
+            Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f))
+                if !f.file_descriptor_proto.is_empty()
+        ),
+        "{file:?}"
+    );
+
+    let mut old = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = old
+        .server_reflection_info(futures::stream::iter(vec![request]))
+        .await
+        .expect("reflection v1alpha")
+        .into_inner();
+    let listed = answers.message().await.unwrap().unwrap().message_response;
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        listed
+    else {
+        panic!("not a service list: {listed:?}");
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|service| service.name == "cx.v1.IngestService")
+            && list.service.len() == 3,
+        "{list:?}"
+    );
+    ingest.stop().await;
+}

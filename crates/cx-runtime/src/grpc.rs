@@ -13,17 +13,39 @@ pub fn health() -> (
     tonic_health::server::health_reporter()
 }
 
-/// Server reflection over the whole cx.v1 contract.
-pub fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
+/// Server reflection, v1 and the v1alpha older clients (grpcurl before
+/// 1.8.8, many IDE plugins) still ask for. It lists what this server
+/// serves: `service` (a `cx.v1` service), health and reflection itself;
+/// the whole contract's types stay resolvable.
+#[allow(clippy::type_complexity)]
+pub fn reflection(
+    service: &str,
+) -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cx_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(cx_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(service)
+            .with_service_name("grpc.health.v1.Health")
+    };
+    Ok((
+        builder()
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .build_v1()?,
+        builder()
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+            .build_v1alpha()?,
+    ))
 }
 
 /// Access policy from `(path prefix, scope)` pairs; every other path (health,

@@ -137,10 +137,12 @@ impl Serving {
                 .poll_accept(cx)
                 .map(|accepted| Some(accepted.map(|(stream, _)| stream)))
         });
+        let (reflection, reflection_v1alpha) = grpc::reflection(S::NAME)?;
         let grpc_server = grpc_builder(config)?
             .layer(auth)
             .add_service(health_service)
-            .add_service(grpc::reflection()?)
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
         Ok(Serving {
