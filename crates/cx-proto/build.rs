@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let include = protoc_bin_vendored::include_path()?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // INVALID_ARGUMENT, not INTERNAL, for a request that does not decode.
+        .codec_path("crate::codec::InvalidArgumentCodec")
         .file_descriptor_set_path(out_dir.join("cx_v1_descriptor.bin"))
         .compile_protos(
             &files.map(|f| proto_root.join(f)),

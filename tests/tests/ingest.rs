@@ -564,3 +564,95 @@ async fn reflection_lists_the_services_this_server_serves_in_both_versions() {
     );
     ingest.stop().await;
 }
+
+/// Sends already-encoded request bytes, as a client with another protobuf
+/// library (or a broken one) might.
+#[derive(Debug, Default, Clone)]
+struct RawRequestCodec;
+
+#[derive(Debug, Default)]
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawRequestCodec {
+    type Encode = Vec<u8>;
+    type Decode = cx_proto::v1::SubmitInteractionsResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<cx_proto::v1::SubmitInteractionsResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// A string field that is not UTF-8 cannot be decoded: the whole request is
+/// INVALID_ARGUMENT with a BadRequest naming the field (not INTERNAL, which
+/// tells a client the server failed), and nothing is published.
+#[tokio::test]
+async fn a_request_that_does_not_decode_is_invalid_argument_naming_the_field() {
+    use cx_proto::prost::Message;
+    let (iso, ingest) = start().await;
+    let mut good = interaction_proto("utf8-good", "cust-u");
+    good.verbatim = None;
+    let mut bad = interaction_proto("utf8-bad", "cust-u");
+    bad.verbatim = Some("ok".into());
+    bad.attributes.clear();
+    let mut bad_bytes = cx_proto::v1::SubmitInteractionsRequest {
+        interactions: vec![good, bad],
+    }
+    .encode_to_vec();
+    let marker = bad_bytes
+        .windows(2)
+        .rposition(|w| w == b"ok")
+        .expect("the verbatim's bytes");
+    bad_bytes[marker..marker + 2].copy_from_slice(&[0xff, 0xfe]);
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", ingest.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .expect("grpc connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/cx.v1.IngestService/SubmitInteractions",
+    );
+    let status = grpc
+        .unary(authed(bad_bytes, WRITER_TOKEN), path, RawRequestCodec)
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let violations = status
+        .get_details_bad_request()
+        .expect("BadRequest details")
+        .field_violations;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].field, "interactions.verbatim");
+    assert!(
+        violations[0].description.contains("UTF-8"),
+        "{violations:?}"
+    );
+
+    // Nothing of the request reached the topic.
+    let published =
+        published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 0).await;
+    assert!(published.is_empty(), "{published:?}");
+    ingest.stop().await;
+}

@@ -10,6 +10,7 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of cx.v1, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cx_v1_descriptor");
 
+pub mod codec;
 pub mod view;
 
 pub use prost;
