@@ -694,6 +694,11 @@ impl PrivateBroker {
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.proxy.port)
     }
+
+    /// The broker process, for `kill -STOP` (a stalled broker).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the private broker runs")
+    }
 }
 
 impl Drop for PrivateBroker {

@@ -87,6 +87,55 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     ingest.stop().await;
 }
 
+/// A stalled broker (it takes the produce request and answers too late) is
+/// the one case ingest cannot settle: the record may be on the topic or
+/// not, and Kafka cannot say which. Ingest answers 503 saying so and
+/// releases the claim, so the client's retry publishes again; the first
+/// retry is accepted (the producer whose sequence was in doubt was
+/// replaced, so no retry meets its fence); the topic holds the interaction
+/// once or twice, and consumers count it once (scoring.rs,
+/// every_interaction_counts_once_even_when_the_topic_holds_it_twice).
+#[tokio::test]
+async fn a_stalled_broker_gets_a_503_that_says_the_write_is_in_doubt_and_the_retry_is_accepted() {
+    require_stack().await;
+    let broker = PrivateBroker::start().await;
+    let iso = Isolation::new();
+    let mut config = iso.config(ServiceName::Ingest, &broker.brokers(), &redis_url());
+    config
+        .kafka
+        .properties
+        .insert("message.timeout.ms".into(), "2000".into());
+    let ingest = RunningIngest::start(config).await;
+    let url = ingest.http("/v1/interactions");
+    assert_eq!(
+        post(&url, &interaction_json("s-1", "c")).await.unwrap().0,
+        202
+    );
+
+    signal(broker.pid(), "STOP");
+    let stalled = post(&url, &interaction_json("s-2", "c")).await;
+    signal(broker.pid(), "CONT");
+    let (status, body) = stalled.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("may or may not have been written"),
+        "{body}"
+    );
+
+    let (status, body) = post(&url, &interaction_json("s-2", "c")).await.unwrap();
+    assert_eq!(status, 202, "the first retry after the stall: {body}");
+    assert_eq!(body, json!({"interaction_id": "s-2", "duplicate": false}));
+
+    let ids =
+        published_interaction_ids(&broker.brokers(), &iso.topic("cx.interactions.v1"), 2).await;
+    let copies = |id: &str| ids.iter().filter(|seen| *seen == id).count();
+    assert_eq!(copies("s-1"), 1, "{ids:?}");
+    assert!((1..=2).contains(&copies("s-2")), "{ids:?}");
+    assert_eq!(ids.len(), 1 + copies("s-2"), "{ids:?}");
+    ingest.stop().await;
+}
+
 /// Four clients sending batches of 50 until refused; what was attempted and
 /// what was acknowledged.
 struct Load {

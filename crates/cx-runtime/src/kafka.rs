@@ -387,9 +387,12 @@ impl SharedProducer {
     }
 
     /// Call after sends failed on `used` with `errors`: when the producer is
-    /// in a fatal state, or the broker refused its producer id or epoch (a
-    /// state it never leaves by itself), a fresh producer takes its place
-    /// if `used` is still current.
+    /// in a fatal state, the broker refused its producer id or epoch (a
+    /// state it never leaves by itself), or a message timed out (its
+    /// sequence may have reached the broker: the idempotent producer must
+    /// then bump its epoch, which a broker may answer with a fence, and the
+    /// next caller's send would fail on it), a fresh producer takes its
+    /// place if `used` is still current.
     pub fn recover_if_broken<'e>(
         &self,
         used: &std::sync::Arc<FutureProducer>,
@@ -407,7 +410,8 @@ impl SharedProducer {
                     | RDKafkaErrorCode::InvalidProducerEpoch
                     | RDKafkaErrorCode::InvalidProducerIdMapping
                     | RDKafkaErrorCode::UnknownProducerId
-                    | RDKafkaErrorCode::OutOfOrderSequenceNumber),
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::MessageTimedOut),
                 ) => Some(format!("{code:?}")),
                 _ => None,
             });

@@ -11,6 +11,7 @@ use std::time::Duration;
 use cx_domain::Interaction;
 use cx_proto::prost::Message;
 use cx_runtime::kafka::SharedProducer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -206,10 +207,7 @@ impl Ingestor {
                 }
                 Err(error) => {
                     failed.push(id);
-                    out.push((
-                        index,
-                        Outcome::Unavailable(format!("kafka unavailable: {error}")),
-                    ));
+                    out.push((index, Outcome::Unavailable(kafka_failure(&error))));
                 }
             }
         }
@@ -234,5 +232,19 @@ impl Ingestor {
             tracing::warn!(%error, count = failed.len(), "could not release claims; they expire with the lease");
         }
         out
+    }
+}
+
+/// Why a record was not acknowledged, for the 503. A timed-out record may
+/// still have been written (the broker took the request and its answer
+/// came too late, or never); Kafka cannot tell, so the client is told the
+/// truth: retrying is safe, at the price of a possible second copy on the
+/// topic that consumers count once (they deduplicate by interaction_id).
+fn kafka_failure(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => "kafka did not acknowledge in time; the record \
+             may or may not have been written: retry, consumers count an interaction_id once"
+            .to_string(),
+        _ => format!("kafka unavailable: {error}"),
     }
 }
