@@ -936,4 +936,35 @@ mod tests {
             "{from_env}"
         );
     }
+
+    #[test]
+    fn every_variable_this_file_names_is_listed() {
+        // The list drives the unknown-variable warning: a variable read
+        // here but missing from it would be reported as unknown.
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").expect("tests module")];
+        let mut named = std::collections::BTreeSet::new();
+        for piece in code.split("CX_").skip(1) {
+            let end = piece
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(piece.len());
+            if end > 0 {
+                named.insert(format!("CX_{}", &piece[..end]));
+            }
+        }
+        let named: Vec<&String> = named
+            .iter()
+            .filter(|name| {
+                !TOOL_VARIABLES.contains(&name.as_str())
+                    && !TOOL_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+            })
+            .collect();
+        assert!(named.len() >= 15, "{named:?}");
+        for name in named {
+            assert!(
+                VARIABLES.contains(&name.as_str()),
+                "{name} is not in VARIABLES"
+            );
+        }
+    }
 }

@@ -93,7 +93,11 @@ where
     Fut: Future<Output = Result<(), StartError>>,
 {
     let name = format!("cx-{}", service.as_str());
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // args() would panic on an argument that is not Unicode.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
     let mode = match parse_args(&args) {
         Ok(mode) => mode,
         Err(reason) => {
