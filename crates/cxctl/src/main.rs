@@ -13,8 +13,8 @@ use crate::input::Format;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (submit: every line accepted or a duplicate)
-  1  a request was refused (bad input, not found, stale version, auth) or
-     submit found invalid lines
+  1  a request was refused (bad input, not found, stale version, auth),
+     submit found invalid lines, or the command line is wrong
   2  a service could not be reached or failed (transport error, UNAVAILABLE)";
 
 /// Operator CLI for cxloop: submit interactions, tail and acknowledge alerts,
@@ -297,7 +297,15 @@ pub struct MetricsGetArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // clap exits 2 on a bad command line, the code kept for a service that
+    // cannot be reached: a script must tell a typo from an outage.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 1 } else { 0 });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -115,14 +115,10 @@ pub async fn run(ctx: &Ctx, args: SubmitArgs) -> CmdResult {
     if let Some(e) = &failure {
         report(e, ctx.json, ctx.global.token.is_some());
     }
-    let code = if failure.is_some() || summary.unavailable + summary.not_sent > 0 {
-        2
-    } else if summary.invalid > 0 {
-        1
-    } else {
-        0
-    };
-    Err(Exit::Code(ExitCode::from(code)))
+    Err(Exit::Code(ExitCode::from(exit_code(
+        failure.as_ref(),
+        &summary,
+    ))))
 }
 
 /// Sends `items` (record index, interaction) in batches of at most
@@ -254,6 +250,17 @@ fn print_line(json: bool, quiet: bool, record: &input::Record, outcome: &Outcome
     }
 }
 
+/// A refused call (auth, bad request) is the caller's to fix: 1, as in
+/// every command; a service that failed or is away: 2; invalid lines: 1.
+fn exit_code(failure: Option<&CliError>, summary: &Summary) -> u8 {
+    match failure {
+        Some(e) => e.exit_code(),
+        None if summary.unavailable + summary.not_sent > 0 => 2,
+        None if summary.invalid > 0 => 1,
+        None => 0,
+    }
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Summary {
     lines: usize,
@@ -332,6 +339,30 @@ impl std::fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_call_exits_1_and_an_unreachable_service_2() {
+        let none = Summary::default();
+        let denied = CliError::Status(tonic::Status::permission_denied("token lacks scope"));
+        let unauthenticated = CliError::Status(tonic::Status::unauthenticated("unknown token"));
+        let away = CliError::Connect {
+            addr: "http://127.0.0.1:1".into(),
+            detail: "refused".into(),
+        };
+        let failed = CliError::Status(tonic::Status::unavailable("kafka unavailable"));
+        assert_eq!(exit_code(Some(&denied), &none), 1);
+        assert_eq!(exit_code(Some(&unauthenticated), &none), 1);
+        assert_eq!(exit_code(Some(&away), &none), 2);
+        assert_eq!(exit_code(Some(&failed), &none), 2);
+        let answered = |unavailable, invalid| Summary {
+            unavailable,
+            invalid,
+            ..Summary::default()
+        };
+        assert_eq!(exit_code(None, &answered(1, 0)), 2);
+        assert_eq!(exit_code(None, &answered(0, 3)), 1);
+        assert_eq!(exit_code(None, &none), 0);
+    }
 
     fn item(i: usize, verbatim_len: usize) -> (usize, v1::Interaction) {
         (
