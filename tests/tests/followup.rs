@@ -357,6 +357,7 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
             v1::WatchTasksRequest {
                 customer_id: "cust-9".into(),
                 owner: String::new(),
+                since: None,
             },
             READER_TOKEN,
         ))
@@ -393,6 +394,36 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
         seen.push(next.version);
     }
     assert_eq!(seen, [2, 3, 4]);
+
+    // A watcher resuming from before the task was opened gets every change
+    // again, in order, then live ones.
+    let opened = task.created_at.clone().expect("created_at");
+    let mut resumed = client
+        .0
+        .watch_tasks(request(
+            v1::WatchTasksRequest {
+                customer_id: "cust-9".into(),
+                owner: String::new(),
+                since: Some(cx_proto::prost_types::Timestamp {
+                    seconds: opened.seconds - 1,
+                    nanos: 0,
+                }),
+            },
+            READER_TOKEN,
+        ))
+        .await
+        .expect("WatchTasks since")
+        .into_inner();
+    let mut replayed = Vec::new();
+    while replayed.len() < 4 {
+        let next = tokio::time::timeout(Duration::from_secs(30), resumed.message())
+            .await
+            .expect("the resumed watch delivers")
+            .expect("watch stream")
+            .expect("a task");
+        replayed.push(next.version);
+    }
+    assert_eq!(replayed, [1, 2, 3, 4]);
 
     // The resolved task is not the customer's open task any more: a
     // redelivered alert opens nothing, a new alert opens a new task.

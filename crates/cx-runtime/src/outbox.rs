@@ -24,6 +24,17 @@ use crate::{Readiness, RedisPool};
 pub struct StreamId(pub u64, pub u64);
 
 impl StreamId {
+    /// Where a watcher resuming at `millis` (Unix ms) starts reading: XREAD
+    /// is exclusive, so just before the first id of that millisecond.
+    pub fn just_before_millis(millis: i64) -> StreamId {
+        match u64::try_from(millis) {
+            Ok(ms) if ms > 0 => StreamId(ms - 1, u64::MAX),
+            _ => StreamId(0, 0),
+        }
+    }
+}
+
+impl StreamId {
     pub fn parse(id: &str) -> Option<StreamId> {
         let (ms, seq) = id.split_once('-')?;
         Some(StreamId(ms.parse().ok()?, seq.parse().ok()?))

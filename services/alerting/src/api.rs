@@ -184,15 +184,10 @@ impl v1::alert_service_server::AlertService for GrpcAlerts {
                 }
             }
         } else {
-            request.since.as_ref().map(|since| {
-                // XREAD is exclusive: start just before the first id of `since`.
-                let ms = cx_proto::timestamp_millis(since).max(0) as u64;
-                if ms == 0 {
-                    StreamId(0, 0)
-                } else {
-                    StreamId(ms - 1, u64::MAX)
-                }
-            })
+            request
+                .since
+                .as_ref()
+                .map(|since| StreamId::just_before_millis(cx_proto::timestamp_millis(since)))
         };
         let (sender, receiver) = mpsc::channel(256);
         let watcher = Watcher {

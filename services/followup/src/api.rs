@@ -10,7 +10,7 @@ use cx_domain::FieldViolation;
 use cx_proto::v1;
 use cx_runtime::error::redis_unavailable;
 use cx_runtime::grpc::timestamp;
-use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed};
+use cx_runtime::outbox::{self, OutboxEntry, OutboxFeed, StreamId};
 use cx_runtime::ServiceError;
 use cx_tasks::{Task, TaskState, TaskUpdate, UpdateError};
 use futures::Stream;
@@ -202,7 +202,12 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
         request: tonic::Request<v1::WatchTasksRequest>,
     ) -> Result<tonic::Response<Self::WatchTasksStream>, tonic::Status> {
         let request = request.into_inner();
+        // Subscribe before replaying so nothing falls between.
         let live = self.feed.subscribe();
+        let resume = request
+            .since
+            .as_ref()
+            .map(|since| StreamId::just_before_millis(cx_proto::timestamp_millis(since)));
         let (sender, receiver) = mpsc::channel(256);
         let watcher = Watcher {
             store: self.followups.store.clone(),
@@ -211,7 +216,7 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
             sender,
             stop: self.stop.clone(),
         };
-        tokio::spawn(watcher.run(live));
+        tokio::spawn(watcher.run(resume, live));
         Ok(tonic::Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(receiver),
         )))
@@ -227,9 +232,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(self, mut live: broadcast::Receiver<OutboxEntry>) {
+    async fn run(self, resume: Option<StreamId>, mut live: broadcast::Receiver<OutboxEntry>) {
         metrics::gauge!(telemetry::WATCHERS).increment(1.0);
-        if let Err(status) = self.follow(&mut live).await {
+        if let Err(status) = self.follow(resume, &mut live).await {
             let _ = self.sender.send(Err(status)).await;
         }
         metrics::gauge!(telemetry::WATCHERS).decrement(1.0);
@@ -238,12 +243,13 @@ impl Watcher {
     /// Sends changes until the client goes away (Ok) or Redis fails (Err).
     async fn follow(
         &self,
+        resume: Option<StreamId>,
         live: &mut broadcast::Receiver<OutboxEntry>,
     ) -> Result<(), tonic::Status> {
         outbox::follow(
             self.store.redis(),
             &self.store.outbox_key(),
-            None,
+            resume,
             live,
             &self.stop,
             self.sender.closed(),

@@ -10,7 +10,7 @@ use super::{emit, emit_json, fetch_pages, is_transport, unary, CliError, CmdResu
 use crate::output::{self, Align, Table};
 use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 fn since(text: Option<&str>, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, CliError> {
     text.map(|t| output::parse_since(t, now))

@@ -1,10 +1,14 @@
 //! `cxctl tasks list | show | update | watch` (FollowUpService).
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use cx_proto::v1;
 use time::OffsetDateTime;
 use tonic::Request;
 
-use super::{emit, emit_json, fetch_pages, unary, CmdResult, Ctx, Page};
+use super::alerts::MAX_BACKOFF;
+use super::{emit, emit_json, fetch_pages, is_transport, unary, CliError, CmdResult, Ctx, Page};
 use crate::output;
 use crate::{TasksListArgs, TasksUpdateArgs, TasksWatchArgs};
 
@@ -88,24 +92,132 @@ pub async fn update(ctx: &Ctx, args: TasksUpdateArgs) -> CmdResult {
     Ok(())
 }
 
-/// Follows WatchTasks until the stream ends or fails (the request has no
-/// resume point, so a dropped stream is reported rather than silently resumed).
+/// How far before the last change printed a resumed watch starts: the
+/// service orders its feed by Redis's clock, `updated_at` is its own.
+const RESUME_MARGIN: time::Duration = time::Duration::seconds(5);
+
+/// Follows WatchTasks. When the stream drops (the service restarted, the
+/// network cut) it resumes from a little before the last change printed,
+/// leaving out the changes already printed (same task and version).
 pub async fn watch(ctx: &Ctx, args: TasksWatchArgs) -> CmdResult {
+    let started = OffsetDateTime::now_utc();
+    let owner = args.owner.unwrap_or_default();
+    let customer_id = args.customer.unwrap_or_default();
     let mut client = ctx.followup().await?;
-    let mut stream = client
-        .watch_tasks(Request::new(v1::WatchTasksRequest {
-            owner: args.owner.unwrap_or_default(),
-            customer_id: args.customer.unwrap_or_default(),
-        }))
-        .await?
-        .into_inner();
-    while let Some(task) = stream.message().await? {
-        if ctx.json {
-            emit_json(&output::task_json(&task));
-        } else {
-            emit(&output::task_line(&task, OffsetDateTime::now_utc()));
+    let mut printed = Printed::default();
+    let mut since = None;
+    let mut established = false;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let request = v1::WatchTasksRequest {
+            owner: owner.clone(),
+            customer_id: customer_id.clone(),
+            since: since.map(output::to_timestamp),
+        };
+        let dropped = match client.watch_tasks(Request::new(request)).await {
+            Ok(response) => {
+                established = true;
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(task)) => {
+                            backoff = Duration::from_secs(1);
+                            if !printed.first_time(&task) {
+                                continue;
+                            }
+                            if ctx.json {
+                                emit_json(&output::task_json(&task));
+                            } else {
+                                emit(&output::task_line(&task, OffsetDateTime::now_utc()));
+                            }
+                        }
+                        Ok(None) => break "the service ended the stream".to_owned(),
+                        Err(status) if is_transport(status.code()) => {
+                            break format!("{}", CliError::Status(status))
+                        }
+                        Err(status) => return Err(status.into()),
+                    }
+                }
+            }
+            Err(status) if established && is_transport(status.code()) => {
+                format!("{}", CliError::Status(status))
+            }
+            Err(status) => return Err(status.into()),
+        };
+        since = Some(printed.latest.unwrap_or(started) - RESUME_MARGIN);
+        eprintln!(
+            "cxctl: task stream interrupted ({dropped}); resuming in {}s",
+            backoff.as_secs()
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The task versions a watch printed, to leave out what a resume repeats.
+#[derive(Debug, Default)]
+struct Printed {
+    versions: HashMap<String, (u64, OffsetDateTime)>,
+    latest: Option<OffsetDateTime>,
+}
+
+impl Printed {
+    /// Bounds the map: only changes within the resume margin of the latest
+    /// can come again.
+    const KEEP: usize = 10_000;
+
+    /// True for a change not printed before (a newer version of its task).
+    fn first_time(&mut self, task: &v1::Task) -> bool {
+        if self
+            .versions
+            .get(&task.task_id)
+            .is_some_and(|(version, _)| task.version <= *version)
+        {
+            return false;
+        }
+        let at =
+            output::from_timestamp(task.updated_at.as_ref()).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        self.versions
+            .insert(task.task_id.clone(), (task.version, at));
+        let latest = self.latest.map_or(at, |latest| latest.max(at));
+        self.latest = Some(latest);
+        if self.versions.len() > Self::KEEP {
+            let horizon = latest - RESUME_MARGIN * 2;
+            self.versions.retain(|_, (_, at)| *at >= horizon);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(task_id: &str, version: u64, at_s: i64) -> v1::Task {
+        v1::Task {
+            task_id: task_id.into(),
+            version,
+            updated_at: Some(output::to_timestamp(
+                OffsetDateTime::from_unix_timestamp(at_s).unwrap(),
+            )),
+            ..Default::default()
         }
     }
-    eprintln!("cxctl: the service ended the task stream");
-    Ok(())
+
+    #[test]
+    fn a_resumed_watch_leaves_out_the_changes_it_printed() {
+        let mut printed = Printed::default();
+        assert!(printed.first_time(&change("t-1", 1, 100)));
+        assert!(printed.first_time(&change("t-2", 1, 101)));
+        assert!(printed.first_time(&change("t-1", 2, 102)));
+        // The resume replays from before 102: all three come again.
+        assert!(!printed.first_time(&change("t-1", 1, 100)));
+        assert!(!printed.first_time(&change("t-2", 1, 101)));
+        assert!(!printed.first_time(&change("t-1", 2, 102)));
+        assert!(printed.first_time(&change("t-2", 2, 103)));
+        assert_eq!(
+            printed.latest,
+            Some(OffsetDateTime::from_unix_timestamp(103).unwrap())
+        );
+    }
 }
