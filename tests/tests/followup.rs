@@ -397,7 +397,7 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
 
     // A watcher resuming from before the task was opened gets every change
     // again, in order, then live ones.
-    let opened = task.created_at.clone().expect("created_at");
+    let opened = task.created_at.expect("created_at");
     let mut resumed = client
         .0
         .watch_tasks(request(
