@@ -32,8 +32,10 @@ impl PageToken {
     }
 }
 
-/// The page size (0 → `default`) and resume point of a List request; what
-/// is wrong goes to `violations` under `page_size` / `page_token`.
+/// The page size (0 → `default`, above `max` → `max`, as AIP-158 asks: a
+/// client asking for more gets full pages and a next token) and resume
+/// point of a List request; a bad token goes to `violations` under
+/// `page_token`.
 pub fn page_request(
     page_size: u32,
     page_token: &str,
@@ -42,12 +44,6 @@ pub fn page_request(
     call: &str,
     violations: &mut Vec<FieldViolation>,
 ) -> (usize, Option<PageToken>) {
-    if page_size > max {
-        violations.push(FieldViolation::new(
-            "page_size",
-            format!("must be at most {max}"),
-        ));
-    }
     let after = if page_token.is_empty() {
         None
     } else {
@@ -60,7 +56,11 @@ pub fn page_request(
         }
         token
     };
-    let size = if page_size == 0 { default } else { page_size };
+    let size = if page_size == 0 {
+        default
+    } else {
+        page_size.min(max)
+    };
     (size as usize, after)
 }
 
@@ -166,16 +166,16 @@ mod tests {
     }
 
     #[test]
-    fn page_requests_name_the_bad_field() {
+    fn page_requests_cap_the_size_and_name_a_bad_token() {
         let mut violations = Vec::new();
         assert_eq!(
             page_request(0, "", 50, 500, "ListAlerts", &mut violations),
             (50, None)
         );
         assert!(violations.is_empty());
-        let (_, after) = page_request(501, "junk", 50, 500, "ListAlerts", &mut violations);
-        assert_eq!(after, None);
+        let (size, after) = page_request(501, "junk", 50, 500, "ListAlerts", &mut violations);
+        assert_eq!((size, after), (500, None));
         let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["page_size", "page_token"]);
+        assert_eq!(fields, ["page_token"]);
     }
 }
