@@ -550,6 +550,11 @@ max_backoff_ms = 100
         reason.starts_with("webhook down failed after 3 attempts"),
         "{reason}"
     );
+    // The webhook group's, not the alert group's, though both read alerts.
+    assert_eq!(
+        header_str(&dead[0], "cx-consumer-group").as_deref(),
+        config.file["alerting"]["webhook_group_id"].as_str()
+    );
     let dead_alert: serde_json::Value =
         serde_json::from_slice(dead[0].payload.as_deref().unwrap()).unwrap();
     assert_eq!(dead_alert["interaction_id"], "w-1");
@@ -747,6 +752,10 @@ async fn a_poison_record_is_dead_lettered_and_the_stream_goes_on() {
     assert_eq!(
         header_str(&dead[0], "cx-source-topic").unwrap(),
         scored_topic
+    );
+    assert_eq!(
+        header_str(&dead[0], "cx-consumer-group").as_deref(),
+        config.file["alerting"]["group_id"].as_str()
     );
     alerting.stop().await;
 }

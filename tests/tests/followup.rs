@@ -322,6 +322,10 @@ async fn alerts_open_one_task_per_customer_and_redeliveries_change_nothing() {
         .unwrap()
         .contains("not a JSON alert"));
     assert_eq!(header_str(&dead[0], "cx-source-topic").unwrap(), topic);
+    assert_eq!(
+        header_str(&dead[0], "cx-consumer-group").as_deref(),
+        config.file["followup"]["group_id"].as_str()
+    );
     assert!(client.list("cust-2").await.is_empty());
 
     // Every change is published whole, keyed by task_id, in version order.
@@ -712,8 +716,16 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
         "{errors:?}"
     );
     assert!(errors.iter().any(|e| e.contains("body")), "{errors:?}");
+    let updates_group = format!(
+        "{}-updates",
+        config.file["followup"]["group_id"].as_str().unwrap()
+    );
     for record in &dead {
         assert_eq!(header_str(record, "cx-source-topic").unwrap(), topic);
+        assert_eq!(
+            header_str(record, "cx-consumer-group").as_deref(),
+            Some(updates_group.as_str())
+        );
     }
     assert_eq!(client.get(&task.task_id).await.unwrap().version, 2);
     service.stop().await;

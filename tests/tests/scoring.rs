@@ -459,6 +459,10 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on() {
             header_str(record, "cx-source-topic").as_deref(),
             Some(config.kafka.topics.interactions.as_str())
         );
+        assert_eq!(
+            header_str(record, "cx-consumer-group").as_deref(),
+            config.file["scoring"]["group_id"].as_str()
+        );
         assert!(header_str(record, "cx-source-partition")
             .unwrap()
             .parse::<i32>()

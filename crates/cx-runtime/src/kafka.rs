@@ -187,9 +187,20 @@ pub async fn ensure_topics_until(
     }
 }
 
-/// Headers of a dead-letter record (contract: cx.deadletter.v1).
+/// Where a consumer group's refused records go, and the group they name
+/// (two groups of one topic may both refuse a record: `cx-consumer-group`
+/// tells their dead letters apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetters {
+    pub topic: String,
+    pub consumer_group: String,
+}
+
+/// Headers of a dead-letter record (contract: cx.deadletter.v1, plus
+/// `cx-consumer-group`).
 pub struct DeadLetter<'a> {
     pub error: &'a str,
+    pub consumer_group: &'a str,
     pub source_topic: &'a str,
     pub source_partition: i32,
     pub source_offset: i64,
@@ -215,6 +226,10 @@ impl DeadLetter<'_> {
             .insert(Header {
                 key: "cx-source-offset",
                 value: Some(offset.as_str()),
+            })
+            .insert(Header {
+                key: "cx-consumer-group",
+                value: Some(self.consumer_group),
             })
     }
 
@@ -341,7 +356,7 @@ impl SharedProducer {
     /// ack; the first failure is returned (and a broken producer replaced).
     pub async fn dead_letter(
         &self,
-        deadletter_topic: &str,
+        to: &DeadLetters,
         dead: &[(&rdkafka::message::OwnedMessage, String)],
     ) -> Result<(), String> {
         use rdkafka::Message as _;
@@ -351,16 +366,12 @@ impl SharedProducer {
             async move {
                 DeadLetter {
                     error: reason,
+                    consumer_group: &to.consumer_group,
                     source_topic: message.topic(),
                     source_partition: message.partition(),
                     source_offset: message.offset(),
                 }
-                .publish(
-                    &producer,
-                    deadletter_topic,
-                    message.key(),
-                    message.payload(),
-                )
+                .publish(&producer, &to.topic, message.key(), message.payload())
                 .await
             }
         });

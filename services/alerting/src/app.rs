@@ -9,7 +9,7 @@ use cx_proto::v1::alert_service_server::AlertServiceServer;
 use cx_rules::{RuleConfig, RuleSet, RulesConfig};
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::{Sending, SharedProducer};
+use cx_runtime::kafka::{DeadLetters, Sending, SharedProducer};
 use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
@@ -223,7 +223,10 @@ impl AlertingApp {
                 windows: WindowStore::new(redis.clone(), &prefix),
                 alerts: alerts.clone(),
                 producer: producer.clone(),
-                deadletter_topic: topics.deadletter.clone(),
+                dead_letters: DeadLetters {
+                    topic: topics.deadletter.clone(),
+                    consumer_group: settings.group_id.clone(),
+                },
                 readiness: readiness.clone(),
                 max_event_age_s: settings.max_event_age_s,
             };
@@ -240,6 +243,10 @@ impl AlertingApp {
             ));
         }
         if !directory.is_empty() {
+            let webhook_dead_letters = DeadLetters {
+                topic: topics.deadletter.clone(),
+                consumer_group: settings.webhook_group_id.clone(),
+            };
             let sender = Arc::new(Sender::new(settings.webhooks.clone()));
             tokio::spawn(
                 DigestFlusher {
@@ -249,7 +256,7 @@ impl AlertingApp {
                     prefix: prefix.clone(),
                     interval: Duration::from_secs(settings.webhooks.digest_interval_s.max(1)),
                     producer: producer.clone(),
-                    deadletter_topic: topics.deadletter.clone(),
+                    dead_letters: webhook_dead_letters.clone(),
                     alerts_topic: topics.alerts.clone(),
                 }
                 .run(background.clone()),
@@ -260,7 +267,7 @@ impl AlertingApp {
                 redis.clone(),
                 &prefix,
                 producer.clone(),
-                topics.deadletter.clone(),
+                webhook_dead_letters,
                 settings.webhooks.concurrency,
                 shutdown.clone(),
             );

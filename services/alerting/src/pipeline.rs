@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cx_proto::prost::Message as _;
 use cx_proto::v1;
 use cx_rules::{Candidate, EventView, RuleSet};
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{DeadLetters, SharedProducer};
 use cx_runtime::telemetry::record_step_seconds;
 use cx_runtime::Readiness;
 use cx_scoring::store::WindowStore;
@@ -26,7 +26,7 @@ pub struct AlertingHandler {
     pub windows: WindowStore,
     pub alerts: AlertStore,
     pub producer: Arc<SharedProducer>,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub readiness: Readiness,
     /// Events older than this raise no alert (they still count in the
     /// windows): a replay or a backfill of old surveys must not page anyone.
@@ -136,9 +136,7 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
             }
         }
         if !dead.is_empty() {
-            self.producer
-                .dead_letter(&self.deadletter_topic, &dead)
-                .await?;
+            self.producer.dead_letter(&self.dead_letters, &dead).await?;
             telemetry::count_deadlettered(dead.len());
         }
 

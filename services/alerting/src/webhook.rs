@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cx_rules::Alert;
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{DeadLetters, SharedProducer};
 use cx_runtime::RedisPool;
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
@@ -377,7 +377,7 @@ pub struct DeliveryHandler {
     pub redis: RedisPool,
     pub prefix: String,
     pub producer: Arc<SharedProducer>,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub concurrency: Arc<Semaphore>,
     pub stop: CancellationToken,
     admit: redis::Script,
@@ -391,7 +391,7 @@ impl DeliveryHandler {
         redis: RedisPool,
         prefix: &str,
         producer: Arc<SharedProducer>,
-        deadletter_topic: String,
+        dead_letters: DeadLetters,
         concurrency: usize,
         stop: CancellationToken,
     ) -> DeliveryHandler {
@@ -401,7 +401,7 @@ impl DeliveryHandler {
             redis,
             prefix: prefix.to_string(),
             producer,
-            deadletter_topic,
+            dead_letters,
             concurrency: Arc::new(Semaphore::new(concurrency.max(1))),
             stop,
             admit: redis::Script::new(ADMIT),
@@ -496,7 +496,7 @@ impl DeliveryHandler {
                     destination.name, failure.attempts, failure.last_error
                 );
                 self.producer
-                    .dead_letter(&self.deadletter_topic, &[(message, reason)])
+                    .dead_letter(&self.dead_letters, &[(message, reason)])
                     .await?;
                 metrics::counter!(telemetry::WEBHOOK_DELIVERIES_TOTAL, "destination" => name, "result" => "deadlettered")
                     .increment(1);
@@ -518,9 +518,7 @@ impl cx_runtime::consumer::BatchHandler for DeliveryHandler {
             }
         }
         if !dead.is_empty() {
-            self.producer
-                .dead_letter(&self.deadletter_topic, &dead)
-                .await?;
+            self.producer.dead_letter(&self.dead_letters, &dead).await?;
         }
         let mut jobs = Vec::new();
         for (message, alert) in &alerts {
@@ -546,7 +544,7 @@ pub struct DigestFlusher {
     pub prefix: String,
     pub interval: Duration,
     pub producer: Arc<SharedProducer>,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub alerts_topic: String,
 }
 
@@ -563,13 +561,14 @@ impl DigestFlusher {
         for (json, alert) in raw.iter().zip(alerts) {
             cx_runtime::kafka::DeadLetter {
                 error: reason,
+                consumer_group: &self.dead_letters.consumer_group,
                 source_topic: &self.alerts_topic,
                 source_partition: -1,
                 source_offset: -1,
             }
             .publish(
                 &producer,
-                &self.deadletter_topic,
+                &self.dead_letters.topic,
                 Some(alert.kafka_key().as_bytes()),
                 Some(json),
             )

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cx_proto::v1::follow_up_service_server::FollowUpServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::{Sending, SharedProducer};
+use cx_runtime::kafka::{DeadLetters, Sending, SharedProducer};
 use cx_runtime::outbox::OutboxFeed;
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
@@ -216,17 +216,20 @@ impl FollowupApp {
 
         // The consumers start once their topics exist; they stop on shutdown.
         let consumers = {
-            let deadletter = topics.deadletter.clone();
+            let dead_letters = |consumer_group: String| DeadLetters {
+                topic: topics.deadletter.clone(),
+                consumer_group,
+            };
             let alerts = AlertHandler {
                 followups: followups.clone(),
                 producer: producer.clone(),
-                deadletter_topic: deadletter.clone(),
+                dead_letters: dead_letters(settings.group_id.clone()),
                 readiness: readiness.clone(),
             };
             let updates = UpdateHandler {
                 followups: followups.clone(),
                 producer: producer.clone(),
-                deadletter_topic: deadletter,
+                dead_letters: dead_letters(format!("{}-updates", settings.group_id)),
                 readiness: readiness.clone(),
             };
             let surveys = SurveyHandler {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use cx_proto::prost::Message as _;
 use cx_proto::view;
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{DeadLetters, SharedProducer};
 use cx_runtime::Readiness;
 use cx_tasks::{Survey, TaskUpdate};
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -44,13 +44,13 @@ fn report(readiness: &Readiness, healthy: bool) {
 
 async fn dead_letter(
     producer: &SharedProducer,
-    topic: &str,
+    to: &DeadLetters,
     dead: &[(&OwnedMessage, String)],
 ) -> Result<(), String> {
     if dead.is_empty() {
         return Ok(());
     }
-    producer.dead_letter(topic, dead).await?;
+    producer.dead_letter(to, dead).await?;
     telemetry::count_deadlettered(dead.len());
     Ok(())
 }
@@ -58,7 +58,7 @@ async fn dead_letter(
 pub struct AlertHandler {
     pub followups: Followups,
     pub producer: Arc<SharedProducer>,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub readiness: Readiness,
 }
 
@@ -107,7 +107,7 @@ impl cx_runtime::consumer::BatchHandler for AlertHandler {
             .buffer_unordered(CUSTOMERS_AT_ONCE)
             .try_collect::<()>()
             .await?;
-        dead_letter(&self.producer, &self.deadletter_topic, &dead).await
+        dead_letter(&self.producer, &self.dead_letters, &dead).await
     }
 
     fn healthy(&mut self, healthy: bool) {
@@ -118,7 +118,7 @@ impl cx_runtime::consumer::BatchHandler for AlertHandler {
 pub struct UpdateHandler {
     pub followups: Followups,
     pub producer: Arc<SharedProducer>,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub readiness: Readiness,
 }
 
@@ -150,7 +150,7 @@ impl cx_runtime::consumer::BatchHandler for UpdateHandler {
                 }
             }
         }
-        dead_letter(&self.producer, &self.deadletter_topic, &dead).await
+        dead_letter(&self.producer, &self.dead_letters, &dead).await
     }
 
     fn healthy(&mut self, healthy: bool) {

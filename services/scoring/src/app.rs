@@ -9,7 +9,7 @@ use cx_domain::DetractorThresholds;
 use cx_proto::v1::metrics_service_server::MetricsServiceServer;
 use cx_runtime::auth::{AuthLayer, Scope};
 use cx_runtime::consumer::{self, ConsumerSettings};
-use cx_runtime::kafka::{Sending, SharedProducer};
+use cx_runtime::kafka::{DeadLetters, Sending, SharedProducer};
 use cx_runtime::server::{watch_dependencies, Listeners, Serving};
 use cx_runtime::{admin, grpc, Config, Readiness, RedisPool};
 use serde::Deserialize;
@@ -161,7 +161,10 @@ impl ScoringApp {
                 store: store.clone(),
                 producer: producer.clone(),
                 scored_topic: topics.scored.clone(),
-                deadletter_topic: topics.deadletter.clone(),
+                dead_letters: DeadLetters {
+                    topic: topics.deadletter.clone(),
+                    consumer_group: settings.group_id.clone(),
+                },
                 readiness: readiness.clone(),
             };
             let consumer_settings = ConsumerSettings {

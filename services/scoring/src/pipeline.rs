@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cx_proto::prost::Message as _;
 use cx_proto::v1;
-use cx_runtime::kafka::SharedProducer;
+use cx_runtime::kafka::{DeadLetters, SharedProducer};
 use cx_runtime::telemetry::record_step_seconds;
 use cx_runtime::Readiness;
 use rdkafka::message::OwnedMessage;
@@ -25,7 +25,7 @@ pub struct ScoringHandler {
     pub store: WindowStore,
     pub producer: Arc<SharedProducer>,
     pub scored_topic: String,
-    pub deadletter_topic: String,
+    pub dead_letters: DeadLetters,
     pub readiness: Readiness,
 }
 
@@ -60,9 +60,7 @@ impl ScoringHandler {
     }
 
     async fn dead_letter(&self, dead: &[(&OwnedMessage, String)]) -> Result<(), String> {
-        self.producer
-            .dead_letter(&self.deadletter_topic, dead)
-            .await?;
+        self.producer.dead_letter(&self.dead_letters, dead).await?;
         telemetry::count_deadlettered(dead.len());
         Ok(())
     }
