@@ -694,15 +694,24 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
     )
     .await;
     produce(&config, &topic, "x", b"[1, 2]").await;
+    // Legal, but keyed by another task: refused, nothing applied.
+    let miskeyed = json!({"task_id": task.task_id, "version": 2, "state": "resolved"});
+    produce(
+        &config,
+        &topic,
+        "another-task",
+        miskeyed.to_string().as_bytes(),
+    )
+    .await;
     let dead = read_topic(
         &brokers(),
         &config.kafka.topics.deadletter,
-        3,
+        4,
         Duration::from_millis(500),
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert_eq!(dead.len(), 4, "{dead:?}");
     let errors: Vec<String> = dead
         .iter()
         .map(|d| header_str(d, "cx-error").unwrap())
@@ -716,6 +725,12 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
         "{errors:?}"
     );
     assert!(errors.iter().any(|e| e.contains("body")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("key \"another-task\" is not its task_id")),
+        "{errors:?}"
+    );
     let updates_group = format!(
         "{}-updates",
         config.file["followup"]["group_id"].as_str().unwrap()

@@ -134,6 +134,23 @@ impl cx_runtime::consumer::BatchHandler for UpdateHandler {
                     continue;
                 }
             };
+            // The topic is keyed by task_id (compaction keeps a task's last
+            // update): a key naming another task is a producer's bug, and
+            // which of the two it meant is a guess. No key is fine.
+            if let Some(key) = message.key().filter(|key| !key.is_empty()) {
+                if key != update.task_id.as_bytes() {
+                    telemetry::count_update("kafka", "invalid");
+                    dead.push((
+                        message,
+                        format!(
+                            "refused update: the record's key {:?} is not its task_id {:?}",
+                            String::from_utf8_lossy(key),
+                            update.task_id
+                        ),
+                    ));
+                    continue;
+                }
+            }
             match self.followups.update(&update).await {
                 Ok(_) => telemetry::count_update("kafka", "applied"),
                 Err(UpdateFailure::Redis(error)) => return Err(format!("redis: {error}")),
