@@ -19,12 +19,29 @@ mkdir -p "$run"
 token="$(new_token demo)"
 seconds="${CX_DEMO_SECONDS:-0}"
 
+sim_pid=""
 cleanup() {
   trap - EXIT INT TERM
   echo
   echo "stopping…"
-  # Viewers and their pipelines first (every direct child), then the services.
-  pkill -P $$ 2>/dev/null || true
+  # The viewers and their pipelines first (every other direct child), so
+  # they do not report the services going away. cx-sim stops on SIGINT and
+  # prints its summary. The services and the stack run in sessions of their
+  # own: the one SIGTERM from stop_services drains each service while Kafka
+  # and Redis are still up, then the stack stops.
+  local child
+  for child in $(pgrep -P $$ || true); do
+    case " ${pids[*]} $sim_pid " in
+      *" $child "*) ;;
+      *) kill "$child" 2>/dev/null || true ;;
+    esac
+  done
+  if [ -n "$sim_pid" ]; then
+    kill -INT "$sim_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$sim_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$sim_pid" 2>/dev/null || true
+    sed -n '/^cx-sim summary:/,$p' "$run/sim.log" 2>/dev/null || true
+  fi
   stop_services
   deploy/local/stack.sh down
 }
@@ -113,19 +130,16 @@ step "4/5 cx-sim: a week of history, live traffic, an incident on billing at 20 
 target/release/cx-sim --token "$token" --rate 25 --backfill 20000 --seed 7 \
   --incident-queue billing --incident-after-s 20 --incident-for-s 120 \
   --crm --crm-skip-pct 5 --quiet >"$run/sim.log" 2>&1 &
-pids+=($!)
+sim_pid=$!
 # The CRM starts reading tasks once the history is in.
 for _ in $(seq 1 100); do grep -q 'backfill done' "$run/sim.log" 2>/dev/null && break; sleep 0.2; done
 
 step "5/5 one customer's story, critical alerts, and the numbers every 20 s"
-echo "   T = changes of cust-demo's task, CRM = what the CRM does for it, ESC = escalations, A = critical alerts"
-target/release/cxctl alerts tail --severity critical | sed -u 's/^/A    /' &
-pids+=($!)
+echo "   T = changes of cust-demo's task, CRM = what the CRM does for it, ESC = escalations, A = critical queue alerts (threshold, spike)"
+target/release/cxctl alerts tail --severity critical --kind threshold,spike | sed -u 's/^/A    /' &
 target/release/cxctl tasks watch --customer cust-demo | sed -u 's/^/T    /' &
-pids+=($!)
 tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered -E 'cust-demo| escalated to ' \
   | sed -u -e '/ escalated to /s/^/ESC  /' -e '/^ESC/!s/^/CRM  /' &
-pids+=($!)
 sleep 1
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf '%s\n' "{\"interaction_id\":\"demo-$RANDOM$RANDOM\",\"customer_id\":\"cust-demo\",\"occurred_at\":\"$now\",\"channel\":\"voice\",\"agent_id\":\"agent-001\",\"team_id\":\"team-01\",\"queue_id\":\"billing\",\"nps\":2,\"csat\":1,\"verbatim\":\"Charged twice and nobody called back. I will cancel. Call me on 07700 900123\",\"hold_time_s\":900,\"transfers\":2}" \
@@ -141,7 +155,8 @@ while true; do
   echo "---- NPS per queue, last 15 minutes (worst first) ----"
   target/release/cxctl metrics --dimension queue --window 15m --metric nps --min-responses 5 || true
   echo "---- alerts so far, by rule ----"
-  target/release/cxctl alerts list --limit 0 --json | grep -o '"rule":"[^"]*"' | sort | uniq -c | sort -rn || true
+  target/release/cxctl alerts list --limit 0 --json | grep -o '"rule":"[^"]*"' | cut -d'"' -f4 \
+    | sort | uniq -c | sort -rn || true
   echo "---- the loop, per team (GET /v1/stats) ----"
   target/release/cxctl stats || true
   if [ "$seconds" -gt 0 ] && [ $((SECONDS - started)) -ge "$seconds" ]; then

@@ -6,8 +6,11 @@ pids=()
 
 # start_service NAME HTTP_PORT: runs target/release/cx-NAME (or cx-NAME in
 # CX_SERVICE_BIN_DIR, e.g. another build to compare), waits until ready.
+# In a session of its own (setsid): a terminal's Ctrl-C reaches the script
+# only, and stop_services sends the one SIGTERM that drains the service (a
+# second signal would make it exit without draining).
 start_service() {
-  "${CX_SERVICE_BIN_DIR:-$root/target/release}/cx-$1" >"$run/$1.log" 2>&1 &
+  setsid "${CX_SERVICE_BIN_DIR:-$root/target/release}/cx-$1" >"$run/$1.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$2/readyz" >/dev/null 2>&1 && return 0

@@ -85,7 +85,9 @@ start_redis() {
     return
   fi
   mkdir -p "$state/redis"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state/redis" \
+  # setsid: a session of its own, so a Ctrl-C meant for the script that
+  # started it (the demo) does not stop it under services still draining.
+  setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state/redis" \
     --appendonly yes --appendfsync everysec --save "" --daemonize no \
     >"$state/redis.log" 2>&1 &
   echo $! >"$state/redis.pid"
@@ -103,7 +105,7 @@ start_kafka() {
     log "a broker already answers on $kafka_port: using it (not ours to stop)"
     return
   fi
-  tansu broker \
+  setsid tansu broker \
     --listener-url "tcp://127.0.0.1:$kafka_port" \
     --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
     --storage-engine memory://tansu/ \

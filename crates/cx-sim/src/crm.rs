@@ -87,6 +87,7 @@ pub struct TaskView {
     pub owner: String,
     pub reason: String,
     pub version: u64,
+    pub escalation_level: u64,
     pub outcome: Option<String>,
 }
 
@@ -102,6 +103,10 @@ impl TaskView {
             owner: text("owner").unwrap_or_default(),
             reason: text("reason").unwrap_or_default(),
             version: value.get("version")?.as_u64()?,
+            escalation_level: value
+                .get("escalation_level")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or_default(),
             outcome: text("outcome"),
         })
     }
@@ -204,8 +209,10 @@ pub async fn run(
             }
             continue;
         }
+        // Once per level: an escalated task gets new versions without a
+        // new escalation (an alert attached to it).
         if task.state == "escalated"
-            && reported.insert(format!("{}@{}", task.task_id, task.version))
+            && reported.insert(format!("{}@L{}", task.task_id, task.escalation_level))
         {
             println!(
                 "crm: {} escalated to {} (v{}, customer {})",
@@ -289,10 +296,11 @@ impl Worker {
                         TaskState::Resolved => {
                             self.stats.resolved.fetch_add(1, Ordering::Relaxed);
                             println!(
-                                "crm: {} resolved: {} ({})",
+                                "crm: {} resolved: {} ({}; customer {})",
                                 short(&task.task_id),
                                 cause,
-                                model::resolution_note(cause)
+                                model::resolution_note(cause),
+                                task.customer_id
                             );
                         }
                         _ => println!(

@@ -324,6 +324,7 @@ pub struct Generator {
     pub model: Model,
     rng: StdRng,
     resurvey_rng: StdRng,
+    seed: u64,
     run: String,
     seq: u64,
     resurveys: u64,
@@ -340,6 +341,14 @@ pub fn queue_index(name: &str) -> Option<usize> {
 
 pub fn customer_id(n: u32) -> String {
     format!("c-{n:04}")
+}
+
+/// A well-mixed 64-bit hash of `x` (SplitMix64's finaliser).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 fn customer_number(id: &str) -> Option<u32> {
@@ -380,6 +389,7 @@ impl Generator {
             model,
             rng,
             resurvey_rng: StdRng::seed_from_u64(seed ^ 0x5eed_c0de_0000_0001),
+            seed,
             run: run.to_owned(),
             seq: 0,
             resurveys: 0,
@@ -461,8 +471,12 @@ impl Generator {
     }
 
     /// The customer's next survey after the CRM resolved their task: same
-    /// queue and agent as their last contact when known; about 70% promoter
-    /// or passive. The returned bucket says which.
+    /// queue and agent as their last contact when known. Whether they were
+    /// recovered (about 70 % promoter or passive) depends on the seed and
+    /// the customer alone, not on the order tasks reach the CRM, so a seed
+    /// gives the same outcomes every run. A customer outside the simulation
+    /// (hand-submitted, like the demo's story) is recovered: the story
+    /// shows the whole loop. The returned bucket says which.
     pub fn resurvey(
         &mut self,
         customer_id: &str,
@@ -481,10 +495,13 @@ impl Generator {
                 (queue, pick(rng, &self.model.teams[team].agents))
             }
         };
-        let bucket = match weighted(rng, [0.45, 0.25, 0.30].into_iter()) {
-            0 => Bucket::Promoter,
-            1 => Bucket::Passive,
-            _ => Bucket::Detractor,
+        let bucket = match number {
+            None => Bucket::Promoter,
+            Some(number) => match splitmix64(self.seed ^ u64::from(number)) % 100 {
+                0..45 => Bucket::Promoter,
+                45..70 => Bucket::Passive,
+                _ => Bucket::Detractor,
+            },
         };
         // Read only: the main stream must not depend on re-surveys.
         let contact_no = number
@@ -1255,6 +1272,18 @@ mod tests {
             })
             .count();
         assert!((620..780).contains(&recovered), "{recovered}");
+        // The outcome is the seed's and the customer's, whatever the order.
+        let (_, before) = g.resurvey(&customer_id(7), now());
+        for n in 0..20 {
+            g.resurvey(&customer_id(n), now());
+        }
+        assert_eq!(g.resurvey(&customer_id(7), now()).1, before);
+        let mut other_run = Generator::new(23, "t2", None);
+        assert_eq!(other_run.resurvey(&customer_id(7), now()).1, before);
+        // A hand-submitted customer (the demo's story) is recovered.
+        let (story, bucket) = g.resurvey("cust-demo", now());
+        assert_eq!(bucket, Bucket::Promoter);
+        assert!(story.nps.unwrap() >= 9, "{story:?}");
         // The main stream is not disturbed by re-surveys.
         first.extend((0..500).map(|_| g.next(now(), Phase::Live { incident: false })));
         let mut h = Generator::new(23, "t", None);

@@ -151,6 +151,9 @@ pub struct AlertsTailArgs {
     /// Replay everything after this alert first.
     #[arg(long, value_name = "ALERT_ID")]
     pub after: Option<String>,
+    /// Only these kinds, comma-separated: response, keyword, threshold, spike.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -338,7 +338,7 @@ pub fn task_row(t: &v1::Task, now: OffsetDateTime) -> Vec<String> {
 /// One task change on one line (for `tasks watch`).
 pub fn task_line(t: &v1::Task, now: OffsetDateTime) -> String {
     format!(
-        "{}  {}  v{}  {}  {}  owner={} level={}  customer={}  due {}{}",
+        "{}  {}  v{}  {}  {}  owner={} level={} alerts={}  customer={}  due {}{}",
         time_short(from_timestamp(t.updated_at.as_ref())),
         t.task_id,
         t.version,
@@ -346,6 +346,7 @@ pub fn task_line(t: &v1::Task, now: OffsetDateTime) -> String {
         t.priority,
         or_dash(Some(&t.owner)),
         t.escalation_level,
+        t.alert_ids.len(),
         t.customer_id,
         task_due(t, now),
         t.outcome

@@ -12,6 +12,9 @@ use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
 
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// The contract's alert kinds.
+const KINDS: [&str; 4] = ["response", "keyword", "threshold", "spike"];
+
 fn since(text: Option<&str>, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, CliError> {
     text.map(|t| output::parse_since(t, now))
         .transpose()
@@ -32,6 +35,17 @@ fn print_alert(ctx: &Ctx, alert: &v1::Alert) {
 pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
     let started = OffsetDateTime::now_utc();
     let mut since = since(args.since.as_deref(), started)?;
+    if let Some(kind) = args
+        .kind
+        .iter()
+        .find(|kind| !KINDS.contains(&kind.as_str()))
+    {
+        return Err(CliError::Usage(format!(
+            "--kind: {kind:?} is not one of {}",
+            KINDS.join(", ")
+        ))
+        .into());
+    }
     let mut after = args.after.unwrap_or_default();
     let severity = args.severity.unwrap_or_default();
     let mut client = ctx.alerts().await?;
@@ -51,7 +65,9 @@ pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
                     match stream.message().await {
                         Ok(Some(alert)) => {
                             backoff = Duration::from_secs(1);
-                            print_alert(ctx, &alert);
+                            if args.kind.is_empty() || args.kind.contains(&alert.kind) {
+                                print_alert(ctx, &alert);
+                            }
                             after.clone_from(&alert.alert_id);
                             since = None;
                         }
