@@ -21,7 +21,7 @@ seconds="${CX_DEMO_SECONDS:-0}"
 
 sim_pid=""
 cleanup() {
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   echo
   echo "stopping…"
   # The viewers and their pipelines first (every other direct child), so
@@ -38,7 +38,8 @@ cleanup() {
   done
   if [ -n "$sim_pid" ]; then
     kill -INT "$sim_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$sim_pid" 2>/dev/null || break; sleep 0.1; done
+    # cx-sim waits up to 10 s for its sends in flight, then summarises.
+    for _ in $(seq 1 120); do kill -0 "$sim_pid" 2>/dev/null || break; sleep 0.1; done
     kill "$sim_pid" 2>/dev/null || true
     sed -n '/^cx-sim summary:/,$p' "$run/sim.log" 2>/dev/null || true
   fi
@@ -46,7 +47,9 @@ cleanup() {
   deploy/local/stack.sh down
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# HUP too: the services run in sessions of their own, so a closed terminal
+# reaches them only through this cleanup.
+trap 'exit 130' INT TERM HUP
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

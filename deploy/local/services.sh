@@ -8,7 +8,9 @@ pids=()
 # CX_SERVICE_BIN_DIR, e.g. another build to compare), waits until ready.
 # In a session of its own (setsid): a terminal's Ctrl-C reaches the script
 # only, and stop_services sends the one SIGTERM that drains the service (a
-# second signal would make it exit without draining).
+# second signal would make it exit without draining). These scripts run
+# without job control, so a background job is no process group leader and
+# setsid execs in place: $! is the service's own PID.
 start_service() {
   setsid "${CX_SERVICE_BIN_DIR:-$root/target/release}/cx-$1" >"$run/$1.log" 2>&1 &
   pids+=($!)

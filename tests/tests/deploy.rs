@@ -465,8 +465,9 @@ fn check_config_checks_without_binding_or_connecting_and_exits_64_on_a_bad_key()
     let scratch = Scratch::new("check");
     for service in SERVICES {
         let name = format!("cx-{}", service.as_str());
-        let run = |config: &Path, args: &[&str]| {
-            std::process::Command::new(cx_tests::binary(&name))
+        let run_with = |config: &Path, args: &[&str], extra: &[(&str, &str)]| {
+            let mut command = std::process::Command::new(cx_tests::binary(&name));
+            command
                 .args(args)
                 .env_clear()
                 .env("CX_CONFIG", config)
@@ -474,9 +475,10 @@ fn check_config_checks_without_binding_or_connecting_and_exits_64_on_a_bad_key()
                 .env("CX_HTTP_ADDR", &taken)
                 .env("CX_KAFKA_BROKERS", "127.0.0.1:1")
                 .env("CX_REDIS_URL", "redis://127.0.0.1:1")
-                .output()
-                .expect("run the binary")
+                .envs(extra.iter().copied());
+            output_within(command, std::time::Duration::from_secs(30))
         };
+        let run = |config: &Path, args: &[&str]| run_with(config, args, &[]);
         let good = run(&example, &["--check-config"]);
         assert_eq!(good.status.code(), Some(0), "{name}: {good:?}");
         assert_eq!(
@@ -494,6 +496,26 @@ fn check_config_checks_without_binding_or_connecting_and_exits_64_on_a_bad_key()
         assert_eq!(refused.status.code(), Some(64), "{name}: {refused:?}");
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(stderr.contains("retention_dayz"), "{name}: {stderr}");
+
+        // The shared part a service reads at start: the Redis URL and TLS files.
+        for (extra, named) in [
+            (
+                [("CX_REDIS_URL", "http://redis:6379"), ("CX_TLS_CERT", "")],
+                "Redis URL",
+            ),
+            (
+                [
+                    ("CX_TLS_CERT", "/nonexistent/cert.pem"),
+                    ("CX_TLS_KEY", "/nonexistent/key.pem"),
+                ],
+                "/nonexistent/cert.pem",
+            ),
+        ] {
+            let refused = run_with(&example, &["--check-config"], &extra);
+            assert_eq!(refused.status.code(), Some(64), "{name}: {refused:?}");
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(stderr.contains(named), "{name}: {stderr}");
+        }
 
         let misspelt = run(&example, &["--check-confg"]);
         assert_eq!(misspelt.status.code(), Some(64), "{name}: {misspelt:?}");
@@ -519,4 +541,26 @@ fn the_readme_config_example_passes_every_services_checks() {
         let env = HashMap::from([("CX_CONFIG".to_string(), path.display().to_string())]);
         check_service(service, &env).unwrap_or_else(|e| panic!("cx-{}: {e}", service.as_str()));
     }
+}
+
+/// Runs `command` to its end, or fails the test after `limit`: a binary
+/// that tried to connect would otherwise retry forever and hang the test.
+fn output_within(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
 }

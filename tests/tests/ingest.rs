@@ -650,9 +650,20 @@ async fn a_request_that_does_not_decode_is_invalid_argument_naming_the_field() {
         "{violations:?}"
     );
 
-    // Nothing of the request reached the topic.
+    // Nothing of the request reached the topic: a later good one is alone there.
+    let after = grpc_client(&ingest)
+        .await
+        .submit_interaction(authed(
+            SubmitInteractionRequest {
+                interaction: Some(interaction_proto("utf8-after", "cust-u")),
+            },
+            WRITER_TOKEN,
+        ))
+        .await
+        .expect("a good request after the bad one");
+    assert!(!after.into_inner().duplicate);
     let published =
-        published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 0).await;
-    assert!(published.is_empty(), "{published:?}");
+        published_interaction_ids(&brokers(), &iso.topic("cx.interactions.v1"), 1).await;
+    assert_eq!(published, ["utf8-after"]);
     ingest.stop().await;
 }

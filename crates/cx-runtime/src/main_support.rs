@@ -117,7 +117,15 @@ where
         Mode::Serve | Mode::CheckConfig => {}
     }
     return_large_blocks_to_the_os();
-    let env: HashMap<String, String> = std::env::vars().collect();
+    // vars() would panic on a variable that is not Unicode.
+    let env: HashMap<String, String> = std::env::vars_os()
+        .map(|(name, value)| {
+            (
+                name.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     // Names only: a misspelt variable may hold a secret.
     let unknown = crate::config::unknown_variables(&env).join(", ");
     let config = match Config::load(service, &env) {
@@ -127,6 +135,11 @@ where
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // The same exit 64 whether asked to check or to serve.
+    if let Err(error) = crate::server::check_shared_config(&config) {
+        eprintln!("{name}: configuration error: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     if mode == Mode::CheckConfig {
         if !unknown.is_empty() {
             eprintln!("{name}: warning: no service reads these variables: {unknown}");

@@ -494,6 +494,10 @@ where
 {
     let mut last = match resume {
         Some(from) => match replay(redis, outbox_key, from, unavailable, &mut send).await? {
+            // Nothing replayed: `from` may lie ahead of the stream (a
+            // client's clock ahead of Redis's), so it must not hide the
+            // live entries that follow.
+            Some(last) if last == from => None,
             Some(last) => Some(last),
             None => return Ok(()),
         },

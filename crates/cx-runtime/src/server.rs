@@ -58,8 +58,23 @@ impl StartError {
     }
 
     pub fn is_config(&self) -> bool {
-        matches!(self, StartError::Config(_) | StartError::Settings(_))
+        // A Redis error at start is its URL (the pool connects lazily).
+        matches!(
+            self,
+            StartError::Config(_) | StartError::Settings(_) | StartError::Redis(_)
+        )
     }
+}
+
+/// The checks every service makes on the shared part of the configuration
+/// before it binds or connects: the Redis URL parses (and names a scheme
+/// this build speaks) and the TLS certificate and key load.
+pub fn check_shared_config(config: &Config) -> Result<(), StartError> {
+    crate::redis_pool::RedisPool::new(&config.redis_url)?;
+    if let Some(files) = &config.tls {
+        tls::grpc_config(files).map_err(|e| StartError::settings("CX_TLS_CERT/CX_TLS_KEY", e))?;
+    }
+    Ok(())
 }
 
 /// The gRPC and HTTP listeners, bound at build time (port 0 in tests).

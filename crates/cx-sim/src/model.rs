@@ -332,6 +332,8 @@ pub struct Generator {
     recent: VecDeque<u32>,
     last_contact: HashMap<u32, Contact>,
     contacts: HashMap<u32, u32>,
+    /// Re-surveys per simulated customer so far.
+    resurveyed: HashMap<u32, u32>,
 }
 
 /// Index of a queue by name.
@@ -397,6 +399,7 @@ impl Generator {
             recent: VecDeque::with_capacity(RECENT_CONTACTS),
             last_contact: HashMap::new(),
             contacts: HashMap::new(),
+            resurveyed: HashMap::new(),
         }
     }
 
@@ -472,9 +475,10 @@ impl Generator {
 
     /// The customer's next survey after the CRM resolved their task: same
     /// queue and agent as their last contact when known. Whether they were
-    /// recovered (about 70 % promoter or passive) depends on the seed and
-    /// the customer alone, not on the order tasks reach the CRM, so a seed
-    /// gives the same outcomes every run. A customer outside the simulation
+    /// recovered (about 70 % promoter or passive) depends on the seed, the
+    /// customer and how often they were re-surveyed before, not on the
+    /// order tasks reach the CRM, so a seed gives the same outcomes every
+    /// run (and a detractor's next task can end otherwise). A customer outside the simulation
     /// (hand-submitted, like the demo's story) is recovered: the story
     /// shows the whole loop. The returned bucket says which.
     pub fn resurvey(
@@ -497,11 +501,16 @@ impl Generator {
         };
         let bucket = match number {
             None => Bucket::Promoter,
-            Some(number) => match splitmix64(self.seed ^ u64::from(number)) % 100 {
-                0..45 => Bucket::Promoter,
-                45..70 => Bucket::Passive,
-                _ => Bucket::Detractor,
-            },
+            Some(number) => {
+                let times = self.resurveyed.entry(number).or_insert(0);
+                let draw = splitmix64(self.seed ^ u64::from(number) ^ (u64::from(*times) << 32));
+                *times += 1;
+                match draw % 100 {
+                    0..45 => Bucket::Promoter,
+                    45..70 => Bucket::Passive,
+                    _ => Bucket::Detractor,
+                }
+            }
         };
         // Read only: the main stream must not depend on re-surveys.
         let contact_no = number
@@ -1272,14 +1281,25 @@ mod tests {
             })
             .count();
         assert!((620..780).contains(&recovered), "{recovered}");
-        // The outcome is the seed's and the customer's, whatever the order.
-        let (_, before) = g.resurvey(&customer_id(7), now());
+        // The outcomes are the seed's and the customer's, whatever the
+        // order of other customers' re-surveys.
+        let mut a = Generator::new(23, "a", None);
+        let mut b = Generator::new(23, "b", None);
+        let outcomes = |g: &mut Generator| -> Vec<Bucket> {
+            (0..4)
+                .map(|_| g.resurvey(&customer_id(7), now()).1)
+                .collect()
+        };
+        let seven = outcomes(&mut a);
         for n in 0..20 {
-            g.resurvey(&customer_id(n), now());
+            b.resurvey(&customer_id(n + 100), now());
         }
-        assert_eq!(g.resurvey(&customer_id(7), now()).1, before);
-        let mut other_run = Generator::new(23, "t2", None);
-        assert_eq!(other_run.resurvey(&customer_id(7), now()).1, before);
+        assert_eq!(outcomes(&mut b), seven);
+        // A customer who stays a detractor once is not one for ever.
+        let always_detractor = (0..200).filter(|n| {
+            (0..5).all(|_| a.resurvey(&customer_id(n + 1000), now()).1 == Bucket::Detractor)
+        });
+        assert!(always_detractor.count() < 5);
         // A hand-submitted customer (the demo's story) is recovered.
         let (story, bucket) = g.resurvey("cust-demo", now());
         assert_eq!(bucket, Bucket::Promoter);

@@ -140,11 +140,11 @@ impl cx_runtime::consumer::BatchHandler for UpdateHandler {
             if let Some(key) = message.key().filter(|key| !key.is_empty()) {
                 if key != update.task_id.as_bytes() {
                     telemetry::count_update("kafka", "invalid");
+                    // The key is not echoed: it is not ours and could be anything.
                     dead.push((
                         message,
                         format!(
-                            "refused update: the record's key {:?} is not its task_id {:?}",
-                            String::from_utf8_lossy(key),
+                            "refused update: the record's key is not its task_id {:?}",
                             update.task_id
                         ),
                     ));
