@@ -3,9 +3,9 @@
 //! field) is INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the
 //! field, as the contract asks for bad input. prost's codec answers
 //! INTERNAL, which tells a client the server failed. The generated clients
-//! (cxctl, cx-sim, cx-bench) share it: for them a reply that does not
-//! decode reads as INVALID_ARGUMENT, which our servers, encoding with
-//! prost, never send.
+//! (cxctl, cx-sim, cx-bench) share the codec; a reply they cannot decode
+//! stays INTERNAL: only the request types (every cx.v1 request is named
+//! `…Request`, no reply is) are the caller's input.
 
 use std::marker::PhantomData;
 
@@ -51,15 +51,22 @@ impl<U: Message + Default> Decoder for InvalidArgumentDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        // prost's decoder fails only on the bytes, with INTERNAL.
-        self.0.decode(buf).map_err(|status| match status.code() {
-            Code::Internal => undecodable(status.message()),
-            _ => status,
-        })
+        self.0.decode(buf).map_err(decode_error::<U>)
     }
 
     fn buffer_settings(&self) -> BufferSettings {
         self.0.buffer_settings()
+    }
+}
+
+/// prost's decoder fails only on the bytes, with INTERNAL: the caller's
+/// fault when `U` is a request (a server decoding it), not when it is a
+/// reply (a client decoding what a server sent).
+fn decode_error<U>(status: Status) -> Status {
+    let is_request = std::any::type_name::<U>().ends_with("Request");
+    match status.code() {
+        Code::Internal if is_request => undecodable(status.message()),
+        _ => status,
     }
 }
 
@@ -98,7 +105,19 @@ fn undecodable(message: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{Interaction, SubmitInteractionsRequest};
+    use crate::v1::{Interaction, SubmitInteractionsRequest, Task};
+
+    #[test]
+    fn only_a_request_that_does_not_decode_is_the_callers_fault() {
+        let internal = || Status::internal("failed to decode Protobuf message: invalid wire type");
+        assert_eq!(
+            decode_error::<SubmitInteractionsRequest>(internal()).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(decode_error::<Task>(internal()).code(), Code::Internal);
+        let other = decode_error::<SubmitInteractionsRequest>(Status::cancelled("gone"));
+        assert_eq!(other.code(), Code::Cancelled);
+    }
 
     #[test]
     fn a_string_that_is_not_utf8_is_invalid_argument_naming_its_field() {
