@@ -116,7 +116,15 @@ impl FollowupApp {
         let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
-        let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days);
+        let directory = &settings.directory;
+        let store = TaskStore::new(redis, &config.redis_key_prefix, settings.retention_days)
+            .with_metric_teams(
+                directory
+                    .teams
+                    .keys()
+                    .chain(directory.agents.values())
+                    .cloned(),
+            );
         let producer = Arc::new(SharedProducer::new(
             &config.kafka,
             "cx-followup",

@@ -283,7 +283,15 @@ pub struct TaskStore {
     retention_ms: u64,
     put: redis::Script,
     unschedule: redis::Script,
+    /// The teams the routing directory names: the only `team` label values
+    /// of the Prometheus counters. Any other team (an interaction's own
+    /// team_id, which any client with ingest:write chooses) is counted as
+    /// `other`, so clients cannot add series without bound.
+    metric_teams: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
+
+/// The `team` label of a team the directory does not name.
+pub const OTHER_TEAM: &str = "other";
 
 impl TaskStore {
     pub fn new(redis: RedisPool, prefix: &str, retention_days: u32) -> TaskStore {
@@ -293,6 +301,23 @@ impl TaskStore {
             retention_ms: u64::from(retention_days) * 86_400_000,
             put: redis::Script::new(PUT),
             unschedule: redis::Script::new(UNSCHEDULE),
+            metric_teams: std::sync::Arc::default(),
+        }
+    }
+
+    /// Labels the Prometheus counters with these teams (and `other`).
+    pub fn with_metric_teams(mut self, teams: impl IntoIterator<Item = String>) -> TaskStore {
+        self.metric_teams = std::sync::Arc::new(teams.into_iter().collect());
+        self
+    }
+
+    /// The `team` label for `team`: itself when the directory names it (or
+    /// no team), else [`OTHER_TEAM`].
+    pub fn metric_team<'a>(&self, team: &'a str) -> &'a str {
+        if team == NO_TEAM || self.metric_teams.contains(team) {
+            team
+        } else {
+            OTHER_TEAM
         }
     }
 
@@ -392,7 +417,7 @@ impl TaskStore {
             _ => Put::PointerMoved,
         };
         if outcome == Put::Written {
-            crate::telemetry::count_change(team, &delta);
+            crate::telemetry::count_change(self.metric_team(team), &delta);
         }
         Ok((outcome, delta))
     }
@@ -568,6 +593,17 @@ fn decode(json: &[u8]) -> Option<Task> {
 mod tests {
     use super::*;
     use cx_tasks::{Directory, Opening, SlaConfig, TaskUpdate};
+
+    #[test]
+    fn only_the_directorys_teams_label_the_counters() {
+        let redis = RedisPool::new("redis://127.0.0.1:1").unwrap();
+        let store = TaskStore::new(redis, "t", 1)
+            .with_metric_teams(["team-a".to_string(), "team-b".into()]);
+        assert_eq!(store.metric_team("team-a"), "team-a");
+        assert_eq!(store.metric_team(NO_TEAM), NO_TEAM);
+        // A team_id a client made up is not a new series.
+        assert_eq!(store.metric_team("made-up-by-a-client-42"), OTHER_TEAM);
+    }
 
     fn opening() -> Opening<'static> {
         Opening {
