@@ -316,15 +316,20 @@ struct BatchMetrics {
     apply: metrics::Histogram,
     /// Age of a batch's oldest record when its effects are durable.
     record_age: metrics::Histogram,
+    /// Records taken, per group: one service may run several groups.
+    consumed: metrics::Counter,
 }
 
 impl BatchMetrics {
     fn new(group: &str) -> BatchMetrics {
-        use crate::telemetry::{CONSUMER_RECORD_AGE_SECONDS, CONSUMER_STAGE_SECONDS};
+        use crate::telemetry::{
+            CONSUMER_RECORD_AGE_SECONDS, CONSUMER_STAGE_SECONDS, KAFKA_CONSUMED_TOTAL,
+        };
         let group = group.to_string();
         BatchMetrics {
             apply: metrics::histogram!(CONSUMER_STAGE_SECONDS, "group" => group.clone(), "stage" => "apply"),
-            record_age: metrics::histogram!(CONSUMER_RECORD_AGE_SECONDS, "group" => group),
+            record_age: metrics::histogram!(CONSUMER_RECORD_AGE_SECONDS, "group" => group.clone()),
+            consumed: metrics::counter!(KAFKA_CONSUMED_TOTAL, "group" => group),
         }
     }
 }
@@ -478,7 +483,7 @@ async fn next_batch(
             }
         }
     }
-    metrics::counter!(crate::telemetry::KAFKA_CONSUMED_TOTAL).increment(batch.len() as u64);
+    metrics.consumed.increment(batch.len() as u64);
     Some(batch)
 }
 
