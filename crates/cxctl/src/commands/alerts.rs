@@ -1,16 +1,14 @@
 //! `cxctl alerts tail | list | ack` (AlertService).
 
-use std::time::Duration;
-
 use cx_proto::v1;
 use time::OffsetDateTime;
 use tonic::Request;
 
-use super::{emit, emit_json, fetch_pages, is_transport, unary, CliError, CmdResult, Ctx, Page};
+use super::{
+    emit, emit_json, fetch_pages, unary, watch_once, Backoff, CliError, CmdResult, Ctx, Page,
+};
 use crate::output::{self, Align, Table};
 use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
-
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The contract's alert kinds.
 const KINDS: [&str; 4] = ["response", "keyword", "threshold", "spike"];
@@ -50,49 +48,26 @@ pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
     let severity = args.severity.unwrap_or_default();
     let mut client = ctx.alerts().await?;
     let mut established = false;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new();
     loop {
         let request = v1::WatchAlertsRequest {
             since: since.map(output::to_timestamp),
             after_alert_id: after.clone(),
             severity: severity.clone(),
         };
-        let dropped = match client.watch_alerts(Request::new(request)).await {
-            Ok(response) => {
-                established = true;
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(alert)) => {
-                            backoff = Duration::from_secs(1);
-                            if args.kind.is_empty() || args.kind.contains(&alert.kind) {
-                                print_alert(ctx, &alert);
-                            }
-                            after.clone_from(&alert.alert_id);
-                            since = None;
-                        }
-                        Ok(None) => break "the service ended the stream".to_owned(),
-                        Err(status) if is_transport(status.code()) => {
-                            break format!("{}", CliError::Status(status))
-                        }
-                        Err(status) => return Err(status.into()),
-                    }
-                }
+        let opened = client.watch_alerts(Request::new(request)).await;
+        let dropped = watch_once(opened, &mut established, &mut backoff, |alert| {
+            if args.kind.is_empty() || args.kind.contains(&alert.kind) {
+                print_alert(ctx, &alert);
             }
-            Err(status) if established && is_transport(status.code()) => {
-                format!("{}", CliError::Status(status))
-            }
-            Err(status) => return Err(status.into()),
-        };
+            after.clone_from(&alert.alert_id);
+            since = None;
+        })
+        .await?;
         if after.is_empty() && since.is_none() {
             since = Some(started);
         }
-        eprintln!(
-            "cxctl: alert stream interrupted ({dropped}); resuming in {}s",
-            backoff.as_secs()
-        );
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff.pause("alert", &dropped).await;
     }
 }
 

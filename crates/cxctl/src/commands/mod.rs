@@ -491,6 +491,65 @@ impl From<Status> for Exit {
 
 pub type CmdResult = Result<(), Exit>;
 
+/// The longest pause between a resuming watch's attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A resuming watch's pause: 1 s after a stream that delivered, doubling
+/// up to [`MAX_BACKOFF`] while attempts fail.
+pub struct Backoff(Duration);
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff(Duration::from_secs(1))
+    }
+
+    /// Says why the `what` stream stopped, then waits before the next try.
+    pub async fn pause(&mut self, what: &str, dropped: &str) {
+        eprintln!(
+            "cxctl: {what} stream interrupted ({dropped}); resuming in {}s",
+            self.0.as_secs()
+        );
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One attempt of a resuming watch: the call's answer, then its stream
+/// until it drops, handing each item to `on_item`. `Ok(why)` when the
+/// watch should resume (the service ended the stream, or could not be
+/// reached once the watch had been established); `Err` for a refusal
+/// (auth, bad request), which resuming would not change.
+pub async fn watch_once<T>(
+    opened: Result<tonic::Response<tonic::Streaming<T>>, Status>,
+    established: &mut bool,
+    backoff: &mut Backoff,
+    mut on_item: impl FnMut(T),
+) -> Result<String, Exit> {
+    let mut stream = match opened {
+        Ok(response) => {
+            *established = true;
+            response.into_inner()
+        }
+        Err(status) if *established && is_transport(status.code()) => {
+            return Ok(CliError::Status(status).to_string())
+        }
+        Err(status) => return Err(status.into()),
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(item)) => {
+                *backoff = Backoff::new();
+                on_item(item);
+            }
+            Ok(None) => return Ok("the service ended the stream".to_owned()),
+            Err(status) if is_transport(status.code()) => {
+                return Ok(CliError::Status(status).to_string())
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,14 +1,12 @@
 //! `cxctl tasks list | show | update | watch` (FollowUpService).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use cx_proto::v1;
 use time::OffsetDateTime;
 use tonic::Request;
 
-use super::alerts::MAX_BACKOFF;
-use super::{emit, emit_json, fetch_pages, is_transport, unary, CliError, CmdResult, Ctx, Page};
+use super::{emit, emit_json, fetch_pages, unary, watch_once, Backoff, CmdResult, Ctx, Page};
 use crate::output;
 use crate::{TasksListArgs, TasksUpdateArgs, TasksWatchArgs};
 
@@ -107,50 +105,27 @@ pub async fn watch(ctx: &Ctx, args: TasksWatchArgs) -> CmdResult {
     let mut printed = Printed::default();
     let mut since = None;
     let mut established = false;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new();
     loop {
         let request = v1::WatchTasksRequest {
             owner: owner.clone(),
             customer_id: customer_id.clone(),
             since: since.map(output::to_timestamp),
         };
-        let dropped = match client.watch_tasks(Request::new(request)).await {
-            Ok(response) => {
-                established = true;
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(task)) => {
-                            backoff = Duration::from_secs(1);
-                            if !printed.first_time(&task) {
-                                continue;
-                            }
-                            if ctx.json {
-                                emit_json(&output::task_json(&task));
-                            } else {
-                                emit(&output::task_line(&task, OffsetDateTime::now_utc()));
-                            }
-                        }
-                        Ok(None) => break "the service ended the stream".to_owned(),
-                        Err(status) if is_transport(status.code()) => {
-                            break format!("{}", CliError::Status(status))
-                        }
-                        Err(status) => return Err(status.into()),
-                    }
-                }
+        let opened = client.watch_tasks(Request::new(request)).await;
+        let dropped = watch_once(opened, &mut established, &mut backoff, |task| {
+            if !printed.first_time(&task) {
+                return;
             }
-            Err(status) if established && is_transport(status.code()) => {
-                format!("{}", CliError::Status(status))
+            if ctx.json {
+                emit_json(&output::task_json(&task));
+            } else {
+                emit(&output::task_line(&task, OffsetDateTime::now_utc()));
             }
-            Err(status) => return Err(status.into()),
-        };
+        })
+        .await?;
         since = Some(printed.latest.unwrap_or(started) - RESUME_MARGIN);
-        eprintln!(
-            "cxctl: task stream interrupted ({dropped}); resuming in {}s",
-            backoff.as_secs()
-        );
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff.pause("task", &dropped).await;
     }
 }
 
