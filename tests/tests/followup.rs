@@ -18,6 +18,7 @@ use cx_tasks::{Outcome, Survey, TaskState, TaskUpdate};
 use cx_tests::*;
 use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
+use tonic::Streaming;
 use tonic_types::StatusExt;
 
 /// The contract's JSON task keys.
@@ -171,6 +172,23 @@ fn request<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 impl Client {
+    /// WatchTasks for one customer, from `since_s` (Unix seconds) when given.
+    async fn watch(&mut self, customer_id: &str, since_s: Option<i64>) -> Streaming<v1::Task> {
+        self.0
+            .watch_tasks(request(
+                v1::WatchTasksRequest {
+                    customer_id: customer_id.into(),
+                    owner: String::new(),
+                    since: since_s
+                        .map(|seconds| cx_proto::prost_types::Timestamp { seconds, nanos: 0 }),
+                },
+                READER_TOKEN,
+            ))
+            .await
+            .expect("WatchTasks")
+            .into_inner()
+    }
+
     async fn connect(addr: std::net::SocketAddr) -> Client {
         Client(
             FollowUpServiceClient::connect(format!("http://{addr}"))
@@ -344,6 +362,20 @@ async fn alerts_open_one_task_per_customer_and_redeliveries_change_nothing() {
     service.stop().await;
 }
 
+/// The versions of the next `n` changes on a watch (30 s each at most).
+async fn versions(stream: &mut Streaming<v1::Task>, n: usize, what: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect(what)
+            .expect("watch stream")
+            .expect("a task");
+        seen.push(next.version);
+    }
+    seen
+}
+
 async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     require_stack().await;
     let iso = Isolation::new();
@@ -355,19 +387,7 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     let task = client.wait_for("cust-9", "a task", |t| t.len() == 1).await[0].clone();
 
     // A watcher of this customer sees every change that follows.
-    let mut watch = client
-        .0
-        .watch_tasks(request(
-            v1::WatchTasksRequest {
-                customer_id: "cust-9".into(),
-                owner: String::new(),
-                since: None,
-            },
-            READER_TOKEN,
-        ))
-        .await
-        .expect("WatchTasks")
-        .into_inner();
+    let mut watch = client.watch("cust-9", None).await;
 
     let t = client
         .update(&task.task_id, 1, "in_progress", None)
@@ -388,65 +408,20 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     assert!(t.resolved_at.is_some());
     assert_eq!(t.outcome, None);
 
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        let next = tokio::time::timeout(Duration::from_secs(30), watch.message())
-            .await
-            .expect("watch delivers")
-            .expect("watch stream")
-            .expect("a task");
-        seen.push(next.version);
-    }
-    assert_eq!(seen, [2, 3, 4]);
+    assert_eq!(versions(&mut watch, 3, "watch delivers").await, [2, 3, 4]);
 
     // A watcher resuming from before the task was opened gets every change
     // again, in order, then live ones.
     let opened = task.created_at.expect("created_at");
-    let mut resumed = client
-        .0
-        .watch_tasks(request(
-            v1::WatchTasksRequest {
-                customer_id: "cust-9".into(),
-                owner: String::new(),
-                since: Some(cx_proto::prost_types::Timestamp {
-                    seconds: opened.seconds - 1,
-                    nanos: 0,
-                }),
-            },
-            READER_TOKEN,
-        ))
-        .await
-        .expect("WatchTasks since")
-        .into_inner();
-    let mut replayed = Vec::new();
-    while replayed.len() < 4 {
-        let next = tokio::time::timeout(Duration::from_secs(30), resumed.message())
-            .await
-            .expect("the resumed watch delivers")
-            .expect("watch stream")
-            .expect("a task");
-        replayed.push(next.version);
-    }
-    assert_eq!(replayed, [1, 2, 3, 4]);
+    let mut resumed = client.watch("cust-9", Some(opened.seconds - 1)).await;
+    assert_eq!(
+        versions(&mut resumed, 4, "the resumed watch delivers").await,
+        [1, 2, 3, 4]
+    );
 
     // A `since` ahead of the stream (a client's clock ahead of Redis's)
     // replays nothing and still gets the live changes.
-    let mut ahead = client
-        .0
-        .watch_tasks(request(
-            v1::WatchTasksRequest {
-                customer_id: "cust-9".into(),
-                owner: String::new(),
-                since: Some(cx_proto::prost_types::Timestamp {
-                    seconds: opened.seconds + 3600,
-                    nanos: 0,
-                }),
-            },
-            READER_TOKEN,
-        ))
-        .await
-        .expect("WatchTasks ahead")
-        .into_inner();
+    let mut ahead = client.watch("cust-9", Some(opened.seconds + 3600)).await;
 
     // The resolved task is not the customer's open task any more: a
     // redelivered alert opens nothing, a new alert opens a new task.
@@ -466,12 +441,15 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     assert_eq!(tasks.len(), 1, "the redelivered alert opened no task");
     assert_eq!(tasks[0].outcome.as_deref(), Some(outcome));
     assert_eq!(tasks[0].version, 5);
-    let live = tokio::time::timeout(Duration::from_secs(30), ahead.message())
-        .await
-        .expect("the watch from ahead delivers the live change")
-        .expect("watch stream")
-        .expect("a task");
-    assert_eq!(live.version, 5);
+    assert_eq!(
+        versions(
+            &mut ahead,
+            1,
+            "the watch from ahead delivers the live change"
+        )
+        .await,
+        [5]
+    );
 
     // The loop measures, exact in Redis.
     let http = reqwest::Client::new();
