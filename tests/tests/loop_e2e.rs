@@ -86,6 +86,42 @@ async fn submit(base: &str, items: &[serde_json::Value]) {
     }
 }
 
+/// Every cx_ metric a service exports has `# HELP` text and none is a
+/// summary (quantiles do not add across replicas); each of `histograms` is
+/// there as a histogram with its `+Inf` bucket.
+async fn assert_metrics_described(service: &ServiceProcess, histograms: &[&str]) {
+    let text = reqwest::get(format!("{}/metrics", service.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let described: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# HELP "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let typed: BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(name, _)| name.starts_with("cx_"))
+        .collect();
+    for (name, kind) in &typed {
+        assert!(described.contains(name), "{name} has no # HELP:\n{text}");
+        assert_ne!(*kind, "summary", "{name}");
+    }
+    for name in histograms {
+        assert_eq!(typed.get(name), Some(&"histogram"), "{name}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|line| line.starts_with(&format!("{name}_bucket{{"))
+                    && line.contains("le=\"+Inf\"")),
+            "{name} has no +Inf bucket:\n{text}"
+        );
+    }
+}
+
 fn request<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -249,6 +285,26 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
         1,
         "one task per customer"
     );
+
+    assert_metrics_described(&services.ingest, &["cx_ingest_request_seconds"]).await;
+    assert_metrics_described(
+        &services.scoring,
+        &[
+            "cx_consumer_stage_seconds",
+            "cx_consumer_record_age_seconds",
+            "cx_scoring_apply_step_seconds",
+        ],
+    )
+    .await;
+    assert_metrics_described(
+        &services.alerting,
+        &[
+            "cx_alerting_relay_delay_seconds",
+            "cx_alerting_handle_step_seconds",
+        ],
+    )
+    .await;
+    assert_metrics_described(&services.followup, &["cx_followup_relay_delay_seconds"]).await;
 }
 
 #[tokio::test]

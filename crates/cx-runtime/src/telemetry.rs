@@ -28,6 +28,99 @@ pub const CONSUMER_RECORD_AGE_SECONDS: &str = "cx_consumer_record_age_seconds";
 pub const DEADLETTER_TOTAL: &str = "cx_deadletter_total";
 pub const READY: &str = "cx_ready";
 
+/// Bucket bounds (seconds) of every histogram: all of cxloop's are
+/// latencies or ages, from sub-millisecond Redis steps to minutes of a
+/// backlog. Histograms rather than the exporter's default summaries,
+/// because bucket counts add across replicas and quantiles do not.
+pub const SECONDS_BUCKETS: [f64; 17] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// What a metric is, for its `# TYPE` and `# HELP` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric's name, kind and `# HELP` text.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricHelp {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub help: &'static str,
+}
+
+/// The metrics `cx_runtime` records for every service.
+pub const SHARED_METRICS: &[MetricHelp] = &[
+    MetricHelp {
+        name: READY,
+        kind: MetricKind::Gauge,
+        help: "1 when /readyz answers ready, 0 when a dependency is down or the service is draining",
+    },
+    MetricHelp {
+        name: AUTH_REFUSED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Calls refused by authentication or authorization, by reason",
+    },
+    MetricHelp {
+        name: KAFKA_PRODUCED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records the broker acknowledged",
+    },
+    MetricHelp {
+        name: KAFKA_PRODUCE_ERRORS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records the broker did not acknowledge (the caller got a 503)",
+    },
+    MetricHelp {
+        name: KAFKA_PRODUCER_RESETS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Producers replaced after a fatal error or a timed-out message",
+    },
+    MetricHelp {
+        name: KAFKA_CONSUMED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records consumed and handled, by consumer group",
+    },
+    MetricHelp {
+        name: CONSUMER_STAGE_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Time of a batch in a stage (prepare: CPU; apply: Redis and the broker, retries included), by consumer group",
+    },
+    MetricHelp {
+        name: CONSUMER_RECORD_AGE_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Age of a batch's oldest record (from its Kafka timestamp) when the batch's effects were durable, by consumer group",
+    },
+    MetricHelp {
+        name: DEADLETTER_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records written to cx.deadletter.v1, by source topic",
+    },
+];
+
+/// Gives `metrics` their `# HELP` text on /metrics. A service calls it
+/// once at start with its own table; [`SHARED_METRICS`] are described when
+/// the recorder is installed.
+pub fn describe(metrics: &[MetricHelp]) {
+    // Descriptions go to the installed recorder: install it first.
+    let _ = metrics_handle();
+    describe_all(metrics);
+}
+
+fn describe_all(metrics: &[MetricHelp]) {
+    for metric in metrics {
+        match metric.kind {
+            MetricKind::Counter => metrics::describe_counter!(metric.name, metric.help),
+            MetricKind::Gauge => metrics::describe_gauge!(metric.name, metric.help),
+            MetricKind::Histogram => metrics::describe_histogram!(metric.name, metric.help),
+        }
+    }
+}
+
 /// Installs the global tracing subscriber once; later calls are no-ops
 /// (tests start several services in one process).
 pub fn init_tracing(filter: &str, format: LogFormat) {
@@ -44,11 +137,16 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&SECONDS_BUCKETS)
+                .expect("the bucket list is not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed; then this handle
             // renders nothing, which tests tolerate.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe_all(SHARED_METRICS);
+            }
             handle
         })
         .clone()

@@ -21,6 +21,7 @@ use crate::api::GrpcAlerts;
 use crate::pipeline::AlertingHandler;
 use crate::relay::relay;
 use crate::store::AlertStore;
+use crate::telemetry;
 use crate::webhook::{
     DeliveryHandler, DeliveryPolicy, Destination, DigestFlusher, Directory, Routes, Sender,
 };
@@ -296,7 +297,7 @@ impl AlertingApp {
             feed,
             stop: shutdown.clone(),
         });
-        let http_router = admin::router(readiness.clone());
+        let http_router = admin::router(readiness.clone(), telemetry::METRICS);
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

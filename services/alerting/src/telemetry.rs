@@ -1,5 +1,7 @@
 //! Alerting's metric names and the events that count them.
 
+use cx_runtime::telemetry::{MetricHelp, MetricKind};
+
 use cx_rules::Candidate;
 
 use crate::store::Raised;
@@ -20,6 +22,65 @@ pub const WATCHERS: &str = "cx_alerting_watchers";
 /// aggregates threshold and spike rules need) and `decide` (the decide and
 /// outbox script).
 pub const HANDLE_STEP_SECONDS: &str = "cx_alerting_handle_step_seconds";
+
+/// Alerting's metrics and their `# HELP` text.
+pub const METRICS: &[MetricHelp] = &[
+    MetricHelp {
+        name: EVALUATED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Scored interactions evaluated against the rules",
+    },
+    MetricHelp {
+        name: CANDIDATES_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Rule matches, by rule and outcome (alerted, suppressed, redelivered)",
+    },
+    MetricHelp {
+        name: DEADLETTERED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records of cx.scored.v1 refused and dead-lettered",
+    },
+    MetricHelp {
+        name: RELAYED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Alerts published to cx.alerts.v1 by the outbox relay",
+    },
+    MetricHelp {
+        name: RELAY_DELAY_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Seconds from an alert's created_at to its acknowledgement on cx.alerts.v1",
+    },
+    MetricHelp {
+        name: WEBHOOK_DELIVERIES_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Webhook deliveries finished, by destination and result (delivered, digest, deadlettered)",
+    },
+    MetricHelp {
+        name: WEBHOOK_ATTEMPTS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Webhook requests sent, retries included, by destination",
+    },
+    MetricHelp {
+        name: WEBHOOK_IN_FLIGHT,
+        kind: MetricKind::Gauge,
+        help: "Webhook deliveries queued or being retried",
+    },
+    MetricHelp {
+        name: WEBHOOK_DIGESTED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Alerts folded into a digest by a destination's rate limit",
+    },
+    MetricHelp {
+        name: WATCHERS,
+        kind: MetricKind::Gauge,
+        help: "Open WatchAlerts streams",
+    },
+    MetricHelp {
+        name: HANDLE_STEP_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Time of a batch in a step: windows (window reads for threshold and spike rules), decide (decide and outbox script)",
+    },
+];
 
 pub fn count_evaluated(events: usize) {
     metrics::counter!(EVALUATED_TOTAL).increment(events as u64);

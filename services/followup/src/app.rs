@@ -22,6 +22,7 @@ use crate::followups::Followups;
 use crate::pipeline::{AlertHandler, SurveyHandler, UpdateHandler};
 use crate::relay::relay;
 use crate::store::TaskStore;
+use crate::telemetry;
 
 /// Start-up and run errors, shared by every service.
 pub type FollowupError = cx_runtime::StartError;
@@ -303,7 +304,7 @@ impl FollowupApp {
         });
         let http_router = api::http_routes(store.clone())
             .layer(auth.clone())
-            .merge(admin::router(readiness.clone()));
+            .merge(admin::router(readiness.clone(), telemetry::METRICS));
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

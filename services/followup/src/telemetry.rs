@@ -2,6 +2,8 @@
 //! measures per team are also kept exactly in Redis (see `/v1/stats`);
 //! these counters are per process, for Prometheus.
 
+use cx_runtime::telemetry::{MetricHelp, MetricKind};
+
 pub const ALERTS_TOTAL: &str = "cx_followup_alerts_total";
 pub const TASKS_OPENED_TOTAL: &str = "cx_followup_tasks_opened_total";
 pub const TASKS_CONTACTED_TOTAL: &str = "cx_followup_tasks_contacted_total";
@@ -14,6 +16,65 @@ pub const RELAYED_TOTAL: &str = "cx_followup_relayed_total";
 /// Seconds from a task change (updated_at) to its ack on cx.followups.v1.
 pub const RELAY_DELAY_SECONDS: &str = "cx_followup_relay_delay_seconds";
 pub const WATCHERS: &str = "cx_followup_watchers";
+
+/// Follow-up's metrics and their `# HELP` text.
+pub const METRICS: &[MetricHelp] = &[
+    MetricHelp {
+        name: ALERTS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Alerts read from cx.alerts.v1, by outcome (opened, attached, ignored, redelivered)",
+    },
+    MetricHelp {
+        name: TASKS_OPENED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Tasks opened, by team (the directory's teams; any other is other)",
+    },
+    MetricHelp {
+        name: TASKS_CONTACTED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Tasks that reached contacted, by team",
+    },
+    MetricHelp {
+        name: ESCALATIONS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Escalations of tasks past their due time, by team",
+    },
+    MetricHelp {
+        name: OUTCOMES_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Outcomes decided by the customer's next survey, by team and outcome",
+    },
+    MetricHelp {
+        name: UPDATES_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Task updates, by source (grpc, kafka) and outcome",
+    },
+    MetricHelp {
+        name: CONFLICTS_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Task writes that lost a compare-and-set race (another writer changed the task first), by operation",
+    },
+    MetricHelp {
+        name: DEADLETTERED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records refused and dead-lettered (bad alerts, bad or refused updates)",
+    },
+    MetricHelp {
+        name: RELAYED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Task versions published to cx.followups.v1 by the outbox relay",
+    },
+    MetricHelp {
+        name: RELAY_DELAY_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Seconds from a task change (updated_at) to its acknowledgement on cx.followups.v1",
+    },
+    MetricHelp {
+        name: WATCHERS,
+        kind: MetricKind::Gauge,
+        help: "Open WatchTasks streams",
+    },
+];
 
 pub fn count_alert(outcome: &'static str) {
     metrics::counter!(ALERTS_TOTAL, "outcome" => outcome).increment(1);

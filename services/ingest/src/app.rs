@@ -16,6 +16,7 @@ use crate::admission::{Admission, Admitted};
 use crate::api::{self, GrpcIngest};
 use crate::dedupe::DedupeStore;
 use crate::submit::Ingestor;
+use crate::telemetry;
 
 /// Start-up and run errors, shared by every service.
 pub type IngestError = cx_runtime::StartError;
@@ -188,7 +189,7 @@ impl IngestApp {
         );
         let http_router = api::http_routes(ingestor.clone(), admission)
             .layer(auth.clone())
-            .merge(admin::router(readiness.clone()));
+            .merge(admin::router(readiness.clone(), telemetry::METRICS));
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

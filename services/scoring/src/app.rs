@@ -19,6 +19,7 @@ use crate::api::GrpcMetrics;
 use crate::pipeline::ScoringHandler;
 use crate::score::Scorer;
 use crate::store::WindowStore;
+use crate::telemetry;
 
 /// Start-up and run errors, shared by every service.
 pub type ScoringError = cx_runtime::StartError;
@@ -192,7 +193,7 @@ impl ScoringApp {
             grpc::policy(&[("/cx.v1.MetricsService/", Scope::MetricsRead)]),
         );
         let service = MetricsServiceServer::new(GrpcMetrics { store });
-        let http_router = admin::router(readiness.clone());
+        let http_router = admin::router(readiness.clone(), telemetry::METRICS);
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

@@ -1,5 +1,7 @@
 //! Scoring's metric names and the events that count them.
 
+use cx_runtime::telemetry::{MetricHelp, MetricKind};
+
 pub const SCORED_TOTAL: &str = "cx_scoring_scored_total";
 pub const COUNTED_TOTAL: &str = "cx_scoring_counted_total";
 pub const REDELIVERED_TOTAL: &str = "cx_scoring_redelivered_total";
@@ -8,6 +10,40 @@ pub const METRICS_QUERY_SECONDS: &str = "cx_scoring_metrics_query_seconds";
 /// A batch's apply in two steps: `windows` (the window script and repeat
 /// contacts in Redis) and `publish` (cx.scored.v1 until acknowledged).
 pub const APPLY_STEP_SECONDS: &str = "cx_scoring_apply_step_seconds";
+
+/// Scoring's metrics and their `# HELP` text.
+pub const METRICS: &[MetricHelp] = &[
+    MetricHelp {
+        name: SCORED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Interactions scored (redeliveries included)",
+    },
+    MetricHelp {
+        name: COUNTED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Interactions counted into the windows (each once)",
+    },
+    MetricHelp {
+        name: REDELIVERED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Interactions delivered again and not counted a second time",
+    },
+    MetricHelp {
+        name: DEADLETTERED_TOTAL,
+        kind: MetricKind::Counter,
+        help: "Records of cx.interactions.v1 refused and dead-lettered (undecodable, invalid, older than 7 days)",
+    },
+    MetricHelp {
+        name: METRICS_QUERY_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Metrics query latency, by call (get: GetMetrics, rank: RankKeys)",
+    },
+    MetricHelp {
+        name: APPLY_STEP_SECONDS,
+        kind: MetricKind::Histogram,
+        help: "Time of a batch's apply in a step: windows (window script and repeat contact in Redis), publish (cx.scored.v1 until acknowledged)",
+    },
+];
 
 pub fn count_batch(scored: usize, counted: usize) {
     metrics::counter!(SCORED_TOTAL).increment(scored as u64);
