@@ -88,14 +88,27 @@ async fn submit(base: &str, items: &[serde_json::Value]) {
 
 /// Every cx_ metric a service exports has `# HELP` text and none is a
 /// summary (quantiles do not add across replicas); each of `histograms` is
-/// there as a histogram with its `+Inf` bucket.
-async fn assert_metrics_described(service: &ServiceProcess, histograms: &[&str]) {
+/// there as a histogram with its `+Inf` bucket; records it published to
+/// `produced_to` are counted under that topic.
+async fn assert_metrics_described(
+    service: &ServiceProcess,
+    produced_to: &str,
+    histograms: &[&str],
+) {
     let text = reqwest::get(format!("{}/metrics", service.base))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    let produced = format!("cx_kafka_produced_total{{topic=\"{produced_to}\"}} ");
+    let count: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&produced))
+        .unwrap_or_else(|| panic!("no {produced}:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(count >= 1, "{produced}{count}");
     let described: BTreeSet<&str> = text
         .lines()
         .filter_map(|line| line.strip_prefix("# HELP "))
@@ -286,9 +299,16 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
         "one task per customer"
     );
 
-    assert_metrics_described(&services.ingest, &["cx_ingest_request_seconds"]).await;
+    let topics = &config.kafka.topics;
+    assert_metrics_described(
+        &services.ingest,
+        &topics.interactions,
+        &["cx_ingest_request_seconds"],
+    )
+    .await;
     assert_metrics_described(
         &services.scoring,
+        &topics.scored,
         &[
             "cx_consumer_stage_seconds",
             "cx_consumer_record_age_seconds",
@@ -298,13 +318,19 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
     .await;
     assert_metrics_described(
         &services.alerting,
+        &topics.alerts,
         &[
             "cx_alerting_relay_delay_seconds",
             "cx_alerting_handle_step_seconds",
         ],
     )
     .await;
-    assert_metrics_described(&services.followup, &["cx_followup_relay_delay_seconds"]).await;
+    assert_metrics_described(
+        &services.followup,
+        &topics.followups,
+        &["cx_followup_relay_delay_seconds"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -96,10 +96,8 @@ impl Readiness {
 }
 
 /// The admin routes; services merge their own routes beside them.
-/// `service_metrics` get their `# HELP` text on /metrics.
-pub fn router(readiness: Readiness, service_metrics: &[telemetry::MetricHelp]) -> Router {
+pub fn router(readiness: Readiness) -> Router {
     let handle = telemetry::metrics_handle();
-    telemetry::describe(service_metrics);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

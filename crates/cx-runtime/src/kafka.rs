@@ -266,6 +266,9 @@ pub struct Enqueued<'p> {
     shared: &'p SharedProducer,
     producer: std::sync::Arc<FutureProducer>,
     sent: Vec<Result<rdkafka::producer::DeliveryFuture, KafkaError>>,
+    /// The records' topics as runs (topic, records in a row), in order:
+    /// for the per-topic counters, without a String per record.
+    topic_runs: Vec<(String, usize)>,
 }
 
 impl Enqueued<'_> {
@@ -283,6 +286,7 @@ impl Enqueued<'_> {
             }
         }))
         .await;
+        count_produced(&self.topic_runs, &results);
         if results.iter().any(Result::is_err) {
             self.shared.recover_if_broken(
                 &self.producer,
@@ -290,6 +294,28 @@ impl Enqueued<'_> {
             );
         }
         results
+    }
+}
+
+/// Counts acknowledged and refused records per topic.
+fn count_produced(topic_runs: &[(String, usize)], results: &[Result<(), KafkaError>]) {
+    let mut results = results.iter();
+    for (topic, records) in topic_runs {
+        let (mut acked, mut refused) = (0u64, 0u64);
+        for result in results.by_ref().take(*records) {
+            match result {
+                Ok(()) => acked += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        if acked > 0 {
+            metrics::counter!(crate::telemetry::KAFKA_PRODUCED_TOTAL, "topic" => topic.clone())
+                .increment(acked);
+        }
+        if refused > 0 {
+            metrics::counter!(crate::telemetry::KAFKA_PRODUCE_ERRORS_TOTAL, "topic" => topic.clone())
+                .increment(refused);
+        }
     }
 }
 
@@ -341,14 +367,22 @@ impl SharedProducer {
         K: rdkafka::message::ToBytes + ?Sized,
     {
         let producer = self.get();
+        let mut topic_runs: Vec<(String, usize)> = Vec::new();
         let sent = records
             .into_iter()
-            .map(|record| producer.send_result(record).map_err(|(error, _)| error))
+            .map(|record| {
+                match topic_runs.last_mut() {
+                    Some((topic, records)) if topic == record.topic => *records += 1,
+                    _ => topic_runs.push((record.topic.to_string(), 1)),
+                }
+                producer.send_result(record).map_err(|(error, _)| error)
+            })
             .collect();
         Enqueued {
             shared: self,
             producer,
             sent,
+            topic_runs,
         }
     }
 

@@ -68,12 +68,12 @@ pub const SHARED_METRICS: &[MetricHelp] = &[
     MetricHelp {
         name: KAFKA_PRODUCED_TOTAL,
         kind: MetricKind::Counter,
-        help: "Records the broker acknowledged",
+        help: "Records the broker acknowledged, by topic (dead letters are counted in cx_deadletter_total)",
     },
     MetricHelp {
         name: KAFKA_PRODUCE_ERRORS_TOTAL,
         kind: MetricKind::Counter,
-        help: "Records the broker did not acknowledge (the caller got a 503)",
+        help: "Records the broker did not acknowledge, by topic: ingest answered 503, a consumer retries its batch",
     },
     MetricHelp {
         name: KAFKA_PRODUCER_RESETS_TOTAL,
@@ -102,9 +102,9 @@ pub const SHARED_METRICS: &[MetricHelp] = &[
     },
 ];
 
-/// Gives `metrics` their `# HELP` text on /metrics. A service calls it
-/// once at start with its own table; [`SHARED_METRICS`] are described when
-/// the recorder is installed.
+/// Installs the recorder if not yet done and gives `metrics` their
+/// `# HELP` text on /metrics. A service calls it first thing at start with
+/// its own table; [`SHARED_METRICS`] are described with the recorder.
 pub fn describe(metrics: &[MetricHelp]) {
     // Descriptions go to the installed recorder: install it first.
     let _ = metrics_handle();

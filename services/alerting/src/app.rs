@@ -123,6 +123,9 @@ impl AlertingApp {
     }
 
     pub async fn build(config: Config) -> Result<AlertingApp, AlertingError> {
+        // Before anything records: a metric handle taken before the
+        // recorder is installed records nowhere, for good.
+        cx_runtime::telemetry::describe(telemetry::METRICS);
         let (settings, rules, directory) = Self::settings(&config)?;
         let (rules, directory) = (Arc::new(rules), Arc::new(directory));
         let listeners = Listeners::bind(&config).await?;
@@ -297,7 +300,7 @@ impl AlertingApp {
             feed,
             stop: shutdown.clone(),
         });
-        let http_router = admin::router(readiness.clone(), telemetry::METRICS);
+        let http_router = admin::router(readiness.clone());
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

@@ -114,6 +114,9 @@ impl FollowupApp {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<FollowupApp, FollowupError> {
+        // Before anything records: a metric handle taken before the
+        // recorder is installed records nowhere, for good.
+        cx_runtime::telemetry::describe(telemetry::METRICS);
         let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
@@ -304,7 +307,7 @@ impl FollowupApp {
         });
         let http_router = api::http_routes(store.clone())
             .layer(auth.clone())
-            .merge(admin::router(readiness.clone(), telemetry::METRICS));
+            .merge(admin::router(readiness.clone()));
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

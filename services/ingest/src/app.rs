@@ -94,6 +94,9 @@ impl IngestApp {
     }
 
     pub async fn build(config: Config) -> Result<IngestApp, IngestError> {
+        // Before anything records: a metric handle taken before the
+        // recorder is installed records nowhere, for good.
+        cx_runtime::telemetry::describe(telemetry::METRICS);
         let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
 
@@ -189,7 +192,7 @@ impl IngestApp {
         );
         let http_router = api::http_routes(ingestor.clone(), admission)
             .layer(auth.clone())
-            .merge(admin::router(readiness.clone(), telemetry::METRICS));
+            .merge(admin::router(readiness.clone()));
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 

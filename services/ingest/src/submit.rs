@@ -216,11 +216,7 @@ impl Ingestor {
                 failed = failed.len(),
                 "kafka refused records; releasing their claims"
             );
-            metrics::counter!(cx_runtime::telemetry::KAFKA_PRODUCE_ERRORS_TOTAL)
-                .increment(failed.len() as u64);
         }
-        metrics::counter!(cx_runtime::telemetry::KAFKA_PRODUCED_TOTAL)
-            .increment(published.len() as u64);
         if let Err(error) = self.dedupe.complete(&published).await {
             // The records are on Kafka, so they are accepted. Their pending
             // marks expire with the lease; a retry after that would publish a

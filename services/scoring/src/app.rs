@@ -85,6 +85,9 @@ impl ScoringApp {
     }
 
     pub async fn build(config: Config) -> Result<ScoringApp, ScoringError> {
+        // Before anything records: a metric handle taken before the
+        // recorder is installed records nowhere, for good.
+        cx_runtime::telemetry::describe(telemetry::METRICS);
         let (settings, scorer) = Self::settings(&config)?;
         let scorer = Arc::new(scorer);
         let listeners = Listeners::bind(&config).await?;
@@ -193,7 +196,7 @@ impl ScoringApp {
             grpc::policy(&[("/cx.v1.MetricsService/", Scope::MetricsRead)]),
         );
         let service = MetricsServiceServer::new(GrpcMetrics { store });
-        let http_router = admin::router(readiness.clone(), telemetry::METRICS);
+        let http_router = admin::router(readiness.clone());
         let serving =
             Serving::start(&config, listeners, auth, service, http_router, &shutdown).await?;
 
