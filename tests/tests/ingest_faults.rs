@@ -42,6 +42,20 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     let (status, body) = post(&url, &interaction_json("k-2", "c")).await.unwrap();
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
+    let metrics = reqwest::get(ingest.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let refused = format!(
+        "cx_kafka_produce_errors_total{{topic=\"{}\"}} 1",
+        iso.topic("cx.interactions.v1")
+    );
+    assert!(
+        metrics.lines().any(|line| line == refused),
+        "{refused}:\n{metrics}"
+    );
     // Nothing half-done: no idempotency mark, so the retry is not refused.
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
