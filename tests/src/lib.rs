@@ -712,6 +712,11 @@ pub async fn http_status(url: &str) -> Option<u16> {
     reqwest::get(url).await.ok().map(|r| r.status().as_u16())
 }
 
+/// The Prometheus text a service's /metrics answers (no token needed).
+pub async fn metrics_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// A service as a real process (the built binary) on fixed free ports,
 /// with a test's names, for kill -9 and SIGTERM tests.
 pub struct ServiceProcess {

@@ -325,12 +325,7 @@ async fn bad_input_is_refused_with_field_names_and_publishes_nothing() {
     // Health and metrics need no token.
     let health = reqwest::get(ingest.http("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
-    let metrics = reqwest::get(ingest.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&ingest.http("/metrics")).await;
     assert!(
         metrics.contains("cx_ingest_interactions_total"),
         "{metrics}"

@@ -42,12 +42,7 @@ async fn broker_gone_answers_503_leaves_nothing_behind_and_recovers_without_rest
     let (status, body) = post(&url, &interaction_json("k-2", "c")).await.unwrap();
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "unavailable");
-    let metrics = reqwest::get(ingest.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&ingest.http("/metrics")).await;
     let refused = format!(
         "cx_kafka_produce_errors_total{{topic=\"{}\"}} 1",
         iso.topic("cx.interactions.v1")

@@ -95,12 +95,7 @@ async fn assert_metrics_described(
     produced_to: &str,
     histograms: &[&str],
 ) {
-    let text = reqwest::get(format!("{}/metrics", service.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&format!("{}/metrics", service.base)).await;
     let produced = format!("cx_kafka_produced_total{{topic=\"{produced_to}\"}} ");
     let count: u64 = text
         .lines()
