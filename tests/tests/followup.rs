@@ -485,6 +485,46 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
     service.stop().await;
 }
 
+/// Follow-up's operations straight against the store, at a manual clock.
+fn store_followups(iso: &Isolation, now: time::OffsetDateTime) -> Followups {
+    let redis = cx_runtime::RedisPool::new(&redis_url()).expect("redis url");
+    Followups {
+        store: TaskStore::new(redis, &iso.redis_prefix, 0),
+        clock: Arc::new(ManualClock::new(now)),
+        sla: cx_tasks::SlaConfig::default(),
+        directory: Arc::new(cx_tasks::Directory::default()),
+    }
+}
+
+async fn on_alert(followups: &Followups, alert_id: &str, customer: &str) -> AlertOutcome {
+    let json = alert(alert_id, customer, "critical");
+    let parsed: cx_rules::Alert = serde_json::from_value(json.clone()).expect("an alert");
+    followups
+        .on_alert(&parsed, json.to_string().as_bytes())
+        .await
+        .expect("redis")
+}
+
+/// Takes an open task through in_progress and contacted to resolved.
+async fn resolve(followups: &Followups, task_id: &str) {
+    let task = followups.store.get(task_id).await.expect("redis").unwrap();
+    for (step, state, root_cause) in [
+        (0, TaskState::InProgress, None),
+        (1, TaskState::Contacted, None),
+        (2, TaskState::Resolved, Some("double charge")),
+    ] {
+        let update = TaskUpdate {
+            task_id: task_id.to_string(),
+            version: task.version + step,
+            state,
+            owner: None,
+            root_cause: root_cause.map(String::from),
+            resolution_note: None,
+        };
+        followups.update(&update).await.expect("update applies");
+    }
+}
+
 /// A batch of surveys, straight against the store: the customer without a
 /// task is passed over, and of two surveys of one customer in one batch the
 /// first after the resolution decides the outcome.
@@ -493,37 +533,11 @@ async fn a_batch_of_surveys_decides_outcomes_in_batch_order() {
     require_stack().await;
     let iso = Isolation::new();
     let t0 = time::OffsetDateTime::now_utc();
-    let redis = cx_runtime::RedisPool::new(&redis_url()).expect("redis url");
-    let followups = Followups {
-        store: TaskStore::new(redis, &iso.redis_prefix, 0),
-        clock: Arc::new(ManualClock::new(t0)),
-        sla: cx_tasks::SlaConfig::default(),
-        directory: Arc::new(cx_tasks::Directory::default()),
-    };
-    let json = alert("al_1", "cust-a", "critical");
-    let parsed: cx_rules::Alert = serde_json::from_value(json.clone()).expect("an alert");
-    let opened = followups
-        .on_alert(&parsed, json.to_string().as_bytes())
-        .await
-        .expect("redis");
-    let AlertOutcome::Opened(task_id) = opened else {
+    let followups = store_followups(&iso, t0);
+    let AlertOutcome::Opened(task_id) = on_alert(&followups, "al_1", "cust-a").await else {
         panic!("the alert opens a task");
     };
-    for (version, state, root_cause) in [
-        (1, TaskState::InProgress, None),
-        (2, TaskState::Contacted, None),
-        (3, TaskState::Resolved, Some("double charge")),
-    ] {
-        let update = TaskUpdate {
-            task_id: task_id.clone(),
-            version,
-            state,
-            owner: None,
-            root_cause: root_cause.map(String::from),
-            resolution_note: None,
-        };
-        followups.update(&update).await.expect("update applies");
-    }
+    resolve(&followups, &task_id).await;
 
     let after = t0 + time::Duration::minutes(1);
     let survey = |interaction_id, nps| Survey {
@@ -547,6 +561,62 @@ async fn a_batch_of_surveys_decides_outcomes_in_batch_order() {
     assert_eq!(task.outcome, Some(Outcome::NotRecovered));
     assert_eq!(task.last_survey_interaction_id.as_deref(), Some("s-1"));
     assert_eq!(task.version, 5);
+}
+
+/// The customer's next survey decides a resolved task's outcome also when
+/// a new task of theirs opened in between (a keyword alert before the
+/// survey); and an alert attached to the resolved task, delivered again,
+/// finds that task instead of opening another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_task_keeps_no_outcome_from_a_resolved_one_and_a_redelivered_alert_opens_nothing() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let t0 = time::OffsetDateTime::now_utc();
+    let followups = store_followups(&iso, t0);
+    let AlertOutcome::Opened(first) = on_alert(&followups, "al_1", "cust-b").await else {
+        panic!("the alert opens a task");
+    };
+    assert_eq!(
+        on_alert(&followups, "al_2", "cust-b").await,
+        AlertOutcome::Attached(first.clone())
+    );
+    resolve(&followups, &first).await;
+
+    assert_eq!(
+        on_alert(&followups, "al_2", "cust-b").await,
+        AlertOutcome::AlreadyHandled(first.clone()),
+        "a redelivery of the attached alert"
+    );
+    let AlertOutcome::Opened(second) = on_alert(&followups, "al_3", "cust-b").await else {
+        panic!("a new alert after the resolution opens a new task");
+    };
+    assert_ne!(second, first);
+
+    let survey = Survey {
+        interaction_id: "s-1",
+        occurred_at: t0 + time::Duration::minutes(1),
+        nps: Some(9),
+        csat: None,
+    };
+    assert_eq!(
+        followups
+            .on_surveys(&[("cust-b", survey.clone())])
+            .await
+            .expect("redis"),
+        1
+    );
+    let resolved = followups.store.get(&first).await.expect("redis").unwrap();
+    assert_eq!(resolved.outcome, Some(Outcome::Recovered));
+    let open = followups.store.get(&second).await.expect("redis").unwrap();
+    assert_eq!(open.outcome, None, "not resolved: nothing to decide");
+    // Decided once: the same survey again decides nothing.
+    assert_eq!(
+        followups
+            .on_surveys(&[("cust-b", survey)])
+            .await
+            .expect("redis"),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

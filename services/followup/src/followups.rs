@@ -96,7 +96,12 @@ impl Followups {
         };
         let own_id = cx_tasks::task_id_for(customer_id, &alert.alert_id);
         for _ in 0..MAX_ATTEMPTS {
-            // A redelivered alert that opened a task: nothing more to do.
+            // A redelivered alert: it opened a task or was attached to one,
+            // which may be resolved by now. (The first check finds alerts
+            // handled before alert marks were written.)
+            if let Some(task_id) = self.store.task_of_alert(&alert.alert_id).await? {
+                return Ok(AlertOutcome::AlreadyHandled(task_id));
+            }
             if self.store.get(&own_id).await?.is_some() {
                 return Ok(AlertOutcome::AlreadyHandled(own_id));
             }
@@ -116,7 +121,7 @@ impl Followups {
                 }
                 match self
                     .store
-                    .put(Some(&task), &attached, Pointer::Keep)
+                    .put(Some(&task), &attached, Pointer::Keep, Some(&alert.alert_id))
                     .await?
                     .0
                 {
@@ -129,7 +134,12 @@ impl Followups {
             }
             let task = Task::open(&opening, &self.directory, &self.sla, now);
             let claim = Pointer::Claim { expected: pointer };
-            match self.store.put(None, &task, claim).await?.0 {
+            match self
+                .store
+                .put(None, &task, claim, Some(&alert.alert_id))
+                .await?
+                .0
+            {
                 Put::Written => return Ok(AlertOutcome::Opened(task.task_id)),
                 _ => telemetry::count_conflict("open"),
             }
@@ -148,7 +158,7 @@ impl Followups {
         next.apply_update(update, self.clock.now())?;
         match self
             .store
-            .put(Some(&task), &next, pointer_for(&next))
+            .put(Some(&task), &next, pointer_for(&next), None)
             .await?
             .0
         {
@@ -165,37 +175,56 @@ impl Followups {
         }
     }
 
-    /// A survey from cx.scored.v1: decides the outcome of the customer's
-    /// latest task if it was resolved and waits for one. True when it did.
+    /// A survey from cx.scored.v1: decides the outcome of each of the
+    /// customer's resolved tasks that waits for one and was resolved before
+    /// it. Returns how many it decided.
     pub async fn on_survey(
         &self,
         customer_id: &str,
         survey: &Survey<'_>,
+    ) -> Result<usize, RedisError> {
+        let mut decided = 0;
+        for task_id in self.store.awaiting_outcome(customer_id).await? {
+            decided += usize::from(self.decide_outcome(customer_id, &task_id, survey).await?);
+        }
+        Ok(decided)
+    }
+
+    async fn decide_outcome(
+        &self,
+        customer_id: &str,
+        task_id: &str,
+        survey: &Survey<'_>,
     ) -> Result<bool, RedisError> {
         for _ in 0..MAX_ATTEMPTS {
-            let Some(task_id) = self.store.latest_task_of(customer_id).await? else {
-                return Ok(false);
-            };
-            let Some(task) = self.store.get(&task_id).await? else {
+            let Some(task) = self.store.get(task_id).await? else {
+                // Closed and past its retention: nothing left to decide.
+                self.store.forget_awaiting(customer_id, task_id).await?;
                 return Ok(false);
             };
             let mut next = task.clone();
             if !next.record_survey(survey, self.clock.now()) {
                 return Ok(false);
             }
-            match self.store.put(Some(&task), &next, Pointer::Keep).await?.0 {
+            match self
+                .store
+                .put(Some(&task), &next, Pointer::Keep, None)
+                .await?
+                .0
+            {
                 Put::Written => return Ok(true),
                 _ => telemetry::count_conflict("survey"),
             }
         }
-        Err(contended(customer_id))
+        Err(contended(task_id))
     }
 
     /// [`Self::on_survey`] for a batch, in order; returns how many set an
-    /// outcome. One round trip finds which customers have a task at all, and
-    /// only their surveys are looked at further: a survey can only decide
-    /// the outcome of a task resolved before it, so a customer without a
-    /// task when the batch is read has nothing for it to decide.
+    /// outcome. One round trip finds which customers have a resolved task
+    /// awaiting its outcome, and only their surveys are looked at further:
+    /// a survey can only decide the outcome of a task resolved before it,
+    /// so a customer without one when the batch is read has nothing for it
+    /// to decide.
     pub async fn on_surveys(&self, surveys: &[(&str, Survey<'_>)]) -> Result<usize, RedisError> {
         let customers: Vec<&str> = surveys
             .iter()
@@ -205,13 +234,13 @@ impl Followups {
             .collect();
         let with_task: std::collections::HashSet<&str> = customers
             .iter()
-            .zip(self.store.have_tasks(&customers).await?)
+            .zip(self.store.have_awaiting(&customers).await?)
             .filter_map(|(customer_id, has_task)| has_task.then_some(*customer_id))
             .collect();
         let mut recorded = 0;
         for (customer_id, survey) in surveys {
             if with_task.contains(customer_id) {
-                recorded += usize::from(self.on_survey(customer_id, survey).await?);
+                recorded += self.on_survey(customer_id, survey).await?;
             }
         }
         Ok(recorded)
@@ -247,7 +276,12 @@ impl Followups {
                 }
                 return Ok(false);
             }
-            match self.store.put(Some(&task), &next, Pointer::Keep).await?.0 {
+            match self
+                .store
+                .put(Some(&task), &next, Pointer::Keep, None)
+                .await?
+                .0
+            {
                 Put::Written => {
                     tracing::info!(
                         task_id,

@@ -9,8 +9,15 @@
 //!   task opens (only if it still names what the opener read), released
 //!   when that task is resolved or closed. This is what makes "at most one
 //!   open task per customer" hold across replicas.
-//! - `{p}:followup:latest:{customer_id}`: the customer's newest task, whose
-//!   outcome the next survey decides.
+//! - `{p}:followup:awaiting:{customer_id}` zset: resolved_at (ms) →
+//!   task_id, for the customer's resolved tasks without an outcome: the
+//!   next survey decides each of them (not only the newest task: a
+//!   customer may have a new task open before that survey comes).
+//!   Emptied as outcomes are set; a member whose task expired is dropped
+//!   when a survey finds it gone.
+//! - `{p}:followup:alert:{alert_id}`: task_id the alert opened or was
+//!   attached to, for [`ALERT_MARK_TTL_MS`]: a redelivered alert finds its
+//!   task even after that task was resolved, so it cannot open another.
 //! - `{p}:followup:due` zset: due_at (ms) → task_id, for tasks awaiting
 //!   contact: the escalation timers. In Redis, so they survive restarts.
 //! - `{p}:followup:index` zset: created_at (ms) → task_id, for ListTasks
@@ -55,9 +62,12 @@ local pointer_expected = ARGV[8]
 local due = ARGV[9]
 local due_ms = ARGV[10]
 local created_ms = ARGV[11]
-local latest = ARGV[12]
-local team = ARGV[13]
-local expire_ms = tonumber(ARGV[14])
+local team = ARGV[12]
+local expire_ms = tonumber(ARGV[13])
+local alert_id = ARGV[14]
+local alert_ttl_ms = ARGV[15]
+local awaiting = ARGV[16]
+local resolved_ms = ARGV[17]
 local tkey = p .. ':followup:task:' .. id
 local stored = redis.call('GET', tkey)
 local current = 0
@@ -82,12 +92,17 @@ else
   redis.call('ZREM', p .. ':followup:due', id)
 end
 redis.call('ZADD', p .. ':followup:index', created_ms, id)
-if latest == '1' then
-  redis.call('SET', p .. ':followup:latest:' .. customer, id)
+if alert_id ~= '' then
+  redis.call('SET', p .. ':followup:alert:' .. alert_id, id, 'PX', alert_ttl_ms)
 end
-if #ARGV > 14 then
+if awaiting == 'add' then
+  redis.call('ZADD', p .. ':followup:awaiting:' .. customer, resolved_ms, id)
+elseif awaiting == 'rem' then
+  redis.call('ZREM', p .. ':followup:awaiting:' .. customer, id)
+end
+if #ARGV > 17 then
   local skey = p .. ':followup:stats:' .. team
-  for i = 15, #ARGV, 2 do
+  for i = 18, #ARGV, 2 do
     redis.call('HINCRBY', skey, ARGV[i], ARGV[i + 1])
   end
   redis.call('SADD', p .. ':followup:teams', team)
@@ -104,6 +119,18 @@ if stored and tonumber(cjson.decode(stored)['version']) ~= tonumber(ARGV[2]) the
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 "#;
+
+/// How long an alert's mark (the task it went to) is kept: past Kafka's
+/// default 7-day retention, so any redelivery of the alert finds it.
+pub const ALERT_MARK_TTL_MS: u64 = 8 * 86_400_000;
+
+/// Whether the next survey decides this task's outcome: resolved (maybe
+/// closed since) and no outcome yet.
+fn awaits_outcome(task: &Task) -> bool {
+    task.resolved_at.is_some()
+        && task.outcome.is_none()
+        && matches!(task.state, TaskState::Resolved | TaskState::Closed)
+}
 
 /// Team key of tasks without a team.
 pub const NO_TEAM: &str = "_none";
@@ -345,8 +372,8 @@ impl TaskStore {
         format!("{}:followup:open:{customer_id}", self.prefix)
     }
 
-    fn latest_key(&self, customer_id: &str) -> String {
-        format!("{}:followup:latest:{customer_id}", self.prefix)
+    fn awaiting_key(&self, customer_id: &str) -> String {
+        format!("{}:followup:awaiting:{customer_id}", self.prefix)
     }
 
     fn due_key(&self) -> String {
@@ -362,13 +389,15 @@ impl TaskStore {
     }
 
     /// Writes `new` if the stored version is `old`'s (or no task is stored
-    /// when `old` is None), with its pointer, timer, index, counters and
-    /// outbox entry.
+    /// when `old` is None), with its pointer, timer, index, counters, the
+    /// customer's awaiting-outcome entry, the mark of `alert_id` (the alert
+    /// that opened the task or was attached to it) and the outbox entry.
     pub async fn put(
         &self,
         old: Option<&Task>,
         new: &Task,
         pointer: Pointer,
+        alert_id: Option<&str>,
     ) -> Result<(Put, StatsDelta), RedisError> {
         let json =
             String::from_utf8(new.to_json().map_err(json_error)?).expect("serde_json writes UTF-8");
@@ -388,6 +417,11 @@ impl TaskStore {
         } else {
             0
         };
+        let awaiting = match (old.is_some_and(awaits_outcome), awaits_outcome(new)) {
+            (false, true) => "add",
+            (true, false) => "rem",
+            _ => "keep",
+        };
         let delta = StatsDelta::between(old, new);
         let team = new.team.as_deref().unwrap_or(NO_TEAM);
         let mut invocation = self.put.prepare_invoke();
@@ -403,9 +437,12 @@ impl TaskStore {
             .arg(due)
             .arg(millis(new.due_at))
             .arg(millis(new.created_at))
-            .arg(if old.is_none() { "1" } else { "0" })
             .arg(team)
-            .arg(expire_ms);
+            .arg(expire_ms)
+            .arg(alert_id.unwrap_or_default())
+            .arg(ALERT_MARK_TTL_MS)
+            .arg(awaiting)
+            .arg(new.resolved_at.map_or(0, millis));
         for (field, n) in delta.fields() {
             invocation.arg(field).arg(n);
         }
@@ -456,28 +493,55 @@ impl TaskStore {
             .await
     }
 
-    /// The customer's newest task id.
-    pub async fn latest_task_of(&self, customer_id: &str) -> Result<Option<String>, RedisError> {
+    /// The customer's resolved tasks without an outcome, earliest resolved
+    /// first.
+    pub async fn awaiting_outcome(&self, customer_id: &str) -> Result<Vec<String>, RedisError> {
         let mut conn = self.conn().await?;
-        redis::cmd("GET")
-            .arg(self.latest_key(customer_id))
+        redis::cmd("ZRANGE")
+            .arg(self.awaiting_key(customer_id))
+            .arg(0)
+            .arg(-1)
             .query_async(&mut conn)
             .await
     }
 
-    /// Whether each of `customer_ids` has a task (its newest-task pointer
-    /// is set): one pipelined round trip for a whole batch of surveys, most
+    /// Drops `task_id` (expired) from the customer's awaiting-outcome set.
+    pub async fn forget_awaiting(
+        &self,
+        customer_id: &str,
+        task_id: &str,
+    ) -> Result<(), RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("ZREM")
+            .arg(self.awaiting_key(customer_id))
+            .arg(task_id)
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// Whether each of `customer_ids` has a resolved task awaiting its
+    /// outcome: one pipelined round trip for a whole batch of surveys, most
     /// of whose customers have none.
-    pub async fn have_tasks(&self, customer_ids: &[&str]) -> Result<Vec<bool>, RedisError> {
+    pub async fn have_awaiting(&self, customer_ids: &[&str]) -> Result<Vec<bool>, RedisError> {
         if customer_ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for customer_id in customer_ids {
-            pipe.cmd("EXISTS").arg(self.latest_key(customer_id));
+            pipe.cmd("EXISTS").arg(self.awaiting_key(customer_id));
         }
         let mut conn = self.conn().await?;
         pipe.query_async(&mut conn).await
+    }
+
+    /// The task the alert opened or was attached to, if it was handled
+    /// within [`ALERT_MARK_TTL_MS`].
+    pub async fn task_of_alert(&self, alert_id: &str) -> Result<Option<String>, RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("GET")
+            .arg(format!("{}:followup:alert:{alert_id}", self.prefix))
+            .query_async(&mut conn)
+            .await
     }
 
     /// Task ids whose due time is at or before `now`, earliest first.
