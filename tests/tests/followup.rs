@@ -600,7 +600,7 @@ async fn a_newer_task_keeps_no_outcome_from_a_resolved_one_and_a_redelivered_ale
     };
     assert_eq!(
         followups
-            .on_surveys(&[("cust-b", survey.clone())])
+            .on_surveys(&[("cust-b", survey)])
             .await
             .expect("redis"),
         1
