@@ -732,23 +732,59 @@ async fn a_poison_record_is_dead_lettered_and_the_stream_goes_on() {
         vec![(Some(0), "junk".into(), b"\xff\x00garbage".to_vec())],
     )
     .await;
-    let good = interaction("p-1", "cust-p", "billing", 1, Duration::from_secs(5));
+    // Records that decode but break the contract's rules: a detractor each,
+    // so acting on them would raise alerts.
+    let recent = Duration::from_secs(5);
+    let no_customer = interaction("p-2", "", "billing", 1, recent);
+    let control_char = interaction("p-3", "cust\n\u{0}", "billing", 1, recent);
+    let out_of_range = interaction("p-4", "cust-q", "billing", -5, recent);
+    let far_ahead = v1::Interaction {
+        occurred_at: Some(timestamp(
+            time::OffsetDateTime::now_utc() + time::Duration::days(30),
+        )),
+        ..interaction("p-5", "cust-r", "billing", 1, recent)
+    };
+    let invalid = [no_customer, control_char, out_of_range, far_ahead];
+    produce_scored(
+        &config,
+        &invalid
+            .into_iter()
+            .map(|i| (Some(0), scored(i, None)))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let good = interaction("p-1", "cust-p", "billing", 1, recent);
     produce_scored(&config, &[(Some(0), scored(good, None))]).await;
 
     let alerts = alerts_on_topic(&config, 1).await;
-    assert_eq!(of_rule(&alerts, "detractor").len(), 1);
+    let detractor_alerts = of_rule(&alerts, "detractor");
+    assert_eq!(detractor_alerts.len(), 1, "{alerts:?}");
+    assert_eq!(detractor_alerts[0]["interaction_id"], "p-1");
     let dead = read_topic(
         &config.kafka.brokers,
         &config.kafka.topics.deadletter,
-        1,
+        5,
         Duration::from_secs(1),
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(dead.len(), 1);
+    assert_eq!(dead.len(), 5);
     assert!(header_str(&dead[0], "cx-error")
         .unwrap()
         .contains("ScoredInteraction"));
+    // One batch's dead letters are sent together: in any order.
+    let mut fields: Vec<String> = dead[1..]
+        .iter()
+        .map(|d| {
+            let reason = header_str(d, "cx-error").unwrap();
+            let field = reason
+                .strip_prefix("invalid interaction: ")
+                .unwrap_or(&reason);
+            field.split(':').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["customer_id", "customer_id", "nps", "occurred_at"]);
     assert_eq!(
         header_str(&dead[0], "cx-source-topic").unwrap(),
         scored_topic

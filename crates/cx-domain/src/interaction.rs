@@ -166,6 +166,11 @@ macro_rules! string_id {
                 Ok(Self(value))
             }
 
+            /// [`Self::parse`]'s rules on a borrowed value, without copying it.
+            pub fn check(value: &str) -> Result<(), IdError> {
+                check_id(value, $max, $reject_blank)
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }

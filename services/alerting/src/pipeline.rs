@@ -49,6 +49,17 @@ fn score(value: Option<i32>) -> Option<u8> {
     value.and_then(|v| u8::try_from(v).ok())
 }
 
+/// Why a decoded record is not one alerting can act on (its ids reach
+/// alerts, Redis keys and tasks), if it is not.
+fn checked(scored: &v1::ScoredInteraction, now_s: i64) -> Result<(), String> {
+    let Some(interaction) = scored.interaction.as_ref() else {
+        return Err("scored interaction without its interaction".into());
+    };
+    cx_scoring::score::check_record(interaction)
+        .and_then(|occurred_at_s| cx_scoring::score::check_not_ahead(occurred_at_s, now_s))
+        .map_err(|unscorable| format!("invalid interaction: {unscorable}"))
+}
+
 pub fn event_view(scored: &v1::ScoredInteraction) -> Option<EventView<'_>> {
     let interaction = scored.interaction.as_ref()?;
     Some(EventView {
@@ -125,10 +136,13 @@ impl cx_runtime::consumer::BatchHandler for AlertingHandler {
     async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
         let mut events = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
+        let now_s = time::OffsetDateTime::now_utc().unix_timestamp();
         for message in batch {
             match v1::ScoredInteraction::decode(message.payload().unwrap_or_default()) {
-                Ok(scored) if scored.interaction.is_some() => events.push(scored),
-                Ok(_) => dead.push((message, "scored interaction without its interaction".into())),
+                Ok(scored) => match checked(&scored, now_s) {
+                    Ok(()) => events.push(scored),
+                    Err(reason) => dead.push((message, reason)),
+                },
                 Err(error) => dead.push((
                     message,
                     format!("not a protobuf cx.v1.ScoredInteraction: {error}"),

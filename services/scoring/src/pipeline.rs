@@ -13,7 +13,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 
-use crate::score::{Scored, Scorer, WindowEvent};
+use crate::score::{self, Scored, Scorer, WindowEvent};
 use crate::store::{PreparedApply, WindowStore};
 use crate::telemetry;
 
@@ -49,6 +49,10 @@ impl ScoringHandler {
         let scored = self
             .scorer
             .score(interaction)
+            .and_then(|scored| {
+                score::check_not_ahead(scored.occurred_at_s, now_s)?;
+                Ok(scored)
+            })
             .map_err(|unscorable| format!("invalid interaction: {unscorable}"))?;
         if scored.occurred_at_s < now_s - MAX_LATENESS_S {
             return Err(format!(

@@ -3,7 +3,10 @@
 
 use cx_analytics::sentiment::SentimentScorer;
 use cx_analytics::tags::{TagMatcher, Taxonomy, TaxonomyError};
-use cx_domain::{Ces, CesBucket, Csat, DetractorThresholds, Nps, NpsBucket};
+use cx_domain::{
+    Ces, CesBucket, Csat, CustomerId, DetractorThresholds, DimensionKey, InteractionId, Nps,
+    NpsBucket,
+};
 use cx_proto::prost::Message as _;
 use cx_proto::{prost_types, v1};
 use cx_windows::Contribution;
@@ -21,6 +24,62 @@ fn unscorable(field: &'static str, reason: impl Into<String>) -> Unscorable {
         field,
         reason: reason.into(),
     }
+}
+
+/// How far past the reader's clock an event time may be. Ingest allows 5
+/// minutes; the rest is room for hosts whose clocks disagree.
+pub const MAX_AHEAD_S: i64 = 3600;
+
+/// What every reader of an interaction record relies on, checked again
+/// because anyone can write to a topic: the contract's rules for the ids
+/// and dimension keys (they reach Redis keys, logs and alerts), scores in
+/// range, a known channel, an event time. Returns the event time (unix s).
+pub fn check_record(interaction: &v1::Interaction) -> Result<i64, Unscorable> {
+    let id_rule =
+        |field: &'static str, error: cx_domain::IdError| unscorable(field, error.to_string());
+    InteractionId::check(&interaction.interaction_id).map_err(|e| id_rule("interaction_id", e))?;
+    CustomerId::check(&interaction.customer_id).map_err(|e| id_rule("customer_id", e))?;
+    for (field, key) in [
+        ("agent_id", &interaction.agent_id),
+        ("team_id", &interaction.team_id),
+        ("queue_id", &interaction.queue_id),
+    ] {
+        if let Some(key) = key.as_deref().filter(|k| !k.is_empty()) {
+            DimensionKey::check(key).map_err(|e| id_rule(field, e))?;
+        }
+    }
+    for (field, value, range) in [
+        ("nps", interaction.nps, 0..=10),
+        ("csat", interaction.csat, 1..=5),
+        ("ces", interaction.ces, 1..=7),
+    ] {
+        if let Some(value) = value.filter(|v| !range.contains(v)) {
+            return Err(unscorable(
+                field,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            ));
+        }
+    }
+    v1::Channel::try_from(interaction.channel)
+        .ok()
+        .and_then(v1::Channel::contract_name)
+        .ok_or_else(|| unscorable("channel", format!("unknown value {}", interaction.channel)))?;
+    interaction
+        .occurred_at
+        .as_ref()
+        .map(|t| t.seconds)
+        .ok_or_else(|| unscorable("occurred_at", "is required"))
+}
+
+/// [`check_record`]'s event time against the reader's clock.
+pub fn check_not_ahead(occurred_at_s: i64, now_s: i64) -> Result<(), Unscorable> {
+    if occurred_at_s > now_s.saturating_add(MAX_AHEAD_S) {
+        return Err(unscorable(
+            "occurred_at",
+            format!("{occurred_at_s} is more than {MAX_AHEAD_S} s ahead of this service's clock"),
+        ));
+    }
+    Ok(())
 }
 
 /// A scored interaction before the Redis step adds repeat-contact figures.
@@ -122,23 +181,11 @@ impl Scorer {
     /// Scores one interaction from cx.interactions.v1. Ingest validated it;
     /// this re-checks what scoring relies on, since anyone can write to a topic.
     pub fn score(&self, interaction: v1::Interaction) -> Result<Scored, Unscorable> {
-        if interaction.interaction_id.is_empty() {
-            return Err(unscorable("interaction_id", "is required"));
-        }
-        if interaction.customer_id.is_empty() {
-            return Err(unscorable("customer_id", "is required"));
-        }
-        let occurred_at_s = interaction
-            .occurred_at
-            .as_ref()
-            .map(|t| t.seconds)
-            .ok_or_else(|| unscorable("occurred_at", "is required"))?;
+        let occurred_at_s = check_record(&interaction)?;
         let channel = v1::Channel::try_from(interaction.channel)
             .ok()
             .and_then(v1::Channel::contract_name)
-            .ok_or_else(|| {
-                unscorable("channel", format!("unknown value {}", interaction.channel))
-            })?;
+            .expect("check_record checked the channel");
         let nps = interaction
             .nps
             .map(|v| Nps::new(i64::from(v)))
@@ -235,6 +282,125 @@ mod tests {
             queue_id: Some("billing".into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn records_breaking_the_contracts_rules_are_named_by_field() {
+        let long = "x".repeat(129);
+        let cases: Vec<(v1::Interaction, &str)> = vec![
+            (
+                v1::Interaction {
+                    interaction_id: String::new(),
+                    ..base()
+                },
+                "interaction_id",
+            ),
+            (
+                v1::Interaction {
+                    interaction_id: long.clone(),
+                    ..base()
+                },
+                "interaction_id",
+            ),
+            (
+                v1::Interaction {
+                    customer_id: "   ".into(),
+                    ..base()
+                },
+                "customer_id",
+            ),
+            (
+                v1::Interaction {
+                    customer_id: "c\n1".into(),
+                    ..base()
+                },
+                "customer_id",
+            ),
+            (
+                v1::Interaction {
+                    agent_id: Some("a\u{7}".into()),
+                    ..base()
+                },
+                "agent_id",
+            ),
+            (
+                v1::Interaction {
+                    team_id: Some(long.clone()),
+                    ..base()
+                },
+                "team_id",
+            ),
+            (
+                v1::Interaction {
+                    queue_id: Some("q\u{0}".into()),
+                    ..base()
+                },
+                "queue_id",
+            ),
+            (
+                v1::Interaction {
+                    nps: Some(11),
+                    ..base()
+                },
+                "nps",
+            ),
+            (
+                v1::Interaction {
+                    csat: Some(0),
+                    ..base()
+                },
+                "csat",
+            ),
+            (
+                v1::Interaction {
+                    ces: Some(-1),
+                    ..base()
+                },
+                "ces",
+            ),
+            (
+                v1::Interaction {
+                    channel: 99,
+                    ..base()
+                },
+                "channel",
+            ),
+            (
+                v1::Interaction {
+                    occurred_at: None,
+                    ..base()
+                },
+                "occurred_at",
+            ),
+        ];
+        for (interaction, field) in cases {
+            let error = check_record(&interaction).unwrap_err();
+            assert_eq!(error.field, field, "{error}");
+            assert_eq!(scorer().score(interaction).unwrap_err().field, field);
+        }
+        // Empty dimension keys are absent (proto3 defaults), not invalid.
+        let empty_keys = v1::Interaction {
+            agent_id: Some(String::new()),
+            queue_id: Some(String::new()),
+            ..base()
+        };
+        assert_eq!(check_record(&empty_keys), Ok(1_800_000_000));
+    }
+
+    #[test]
+    fn an_event_time_over_an_hour_ahead_of_the_clock_is_refused() {
+        let now = 1_800_000_000;
+        assert!(check_not_ahead(now + MAX_AHEAD_S, now).is_ok());
+        assert_eq!(
+            check_not_ahead(now + MAX_AHEAD_S + 1, now)
+                .unwrap_err()
+                .field,
+            "occurred_at"
+        );
+        assert!(
+            check_not_ahead(i64::MIN, now).is_ok(),
+            "lateness is checked elsewhere"
+        );
     }
 
     #[test]
