@@ -575,6 +575,113 @@ max_backoff_ms = 100
     alerting.stop().await;
 }
 
+/// A digest whose retries a shutdown cuts short is not dead-lettered: it
+/// stays taken in Redis, and the next flusher (after a restart) sends it.
+#[tokio::test]
+async fn a_digest_cut_short_by_shutdown_is_sent_after_restart_not_dead_lettered() {
+    use cx_alerting::webhook::{
+        DeliveryPolicy, Destination, DigestFlusher, Directory, PayloadFormat, Routes, Sender,
+    };
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = config(&iso, "", &[]);
+    kafka::ensure_topics(&config.kafka, &[&config.kafka.topics.deadletter])
+        .await
+        .unwrap();
+    let flusher = |url: &str| {
+        let destination = Destination {
+            name: "ops".into(),
+            url: url.into(),
+            secret: None,
+            format: PayloadFormat::Json,
+            rate_limit_per_minute: 1,
+        };
+        let directory = Directory::new(&[destination], &Routes::default(), None, None).unwrap();
+        DigestFlusher {
+            directory: Arc::new(directory),
+            sender: Arc::new(Sender::new(DeliveryPolicy {
+                attempts: 5,
+                initial_backoff_ms: 2_000,
+                max_backoff_ms: 2_000,
+                timeout_ms: 1_000,
+                concurrency: 1,
+                digest_interval_s: 1,
+            })),
+            redis: cx_runtime::RedisPool::new(&redis_url()).unwrap(),
+            prefix: iso.redis_prefix.clone(),
+            interval: Duration::from_millis(200),
+            producer: Arc::new(
+                kafka::SharedProducer::new(&config.kafka, "cx-test", kafka::Sending::Batches)
+                    .unwrap(),
+            ),
+            dead_letters: kafka::DeadLetters {
+                topic: config.kafka.topics.deadletter.clone(),
+                consumer_group: "cx-test-webhooks".into(),
+            },
+            alerts_topic: config.kafka.topics.alerts.clone(),
+        }
+    };
+    let alert = serde_json::json!({
+        "alert_id": "al_digest", "rule": "detractor", "kind": "response",
+        "severity": "warning", "dimension": "queue", "key": "billing",
+        "customer_id": "cust-d", "interaction_id": "i-d", "window": null,
+        "metric": "nps", "value": 2.0, "threshold": 6.0, "message": "NPS 2",
+        "created_at": "2026-01-01T00:00:00Z", "suppressed_count": 0,
+        "acknowledged": false, "acknowledged_by": null, "acknowledged_at": null,
+        "agent_id": null, "team_id": null, "queue_id": "billing",
+    });
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let digest_key = format!("{}:alerting:digest:ops", iso.redis_prefix);
+    redis::cmd("RPUSH")
+        .arg(&digest_key)
+        .arg(alert.to_string())
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    // The receiver refuses; the flusher stops between two tries.
+    let failing = receiver(usize::MAX).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(flusher(&failing.url).run(stop.clone()));
+    wait_until(Duration::from_secs(10), "a first digest try", || async {
+        !failing.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    let dead = read_topic(
+        &config.kafka.brokers,
+        &config.kafka.topics.deadletter,
+        1,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    )
+    .await;
+    let reasons: Vec<Option<String>> = dead.iter().map(|d| header_str(d, "cx-error")).collect();
+    assert!(
+        reasons.is_empty(),
+        "dead-lettered while stopping: {reasons:?}"
+    );
+
+    // After a restart the digest goes out, with the alert in it.
+    let healthy = receiver(0).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(flusher(&healthy.url).run(stop.clone()));
+    wait_until(Duration::from_secs(10), "the digest sent", || async {
+        !healthy.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    let sent = healthy.requests.lock().unwrap()[0].1.clone();
+    assert!(
+        String::from_utf8_lossy(&sent).contains("al_digest"),
+        "{}",
+        String::from_utf8_lossy(&sent)
+    );
+}
+
 #[tokio::test]
 async fn alert_service_lists_acknowledges_and_watches_from_a_resume_point() {
     require_stack().await;

@@ -298,7 +298,9 @@ impl Sender {
         stop: &CancellationToken,
     ) -> Result<u32, DeliveryFailure> {
         let mut last_error = String::new();
+        let mut attempts = 0;
         for attempt in 1..=self.policy.attempts.max(1) {
+            attempts = attempt;
             metrics::counter!(telemetry::WEBHOOK_ATTEMPTS_TOTAL, "destination" => destination.name.clone())
                 .increment(1);
             let mut request = self
@@ -335,8 +337,9 @@ impl Sender {
                 }
             }
         }
+        // Fewer than the policy's attempts when stopping cut the retries.
         Err(DeliveryFailure {
-            attempts: self.policy.attempts,
+            attempts,
             last_error,
         })
     }
@@ -643,6 +646,10 @@ impl DigestFlusher {
             match self.sender.deliver(destination, &body, stop).await {
                 Ok(_) => metrics::counter!(telemetry::WEBHOOK_DELIVERIES_TOTAL, "destination" => destination.name.clone(), "result" => "digest")
                     .increment(1),
+                // Stopping cut the retries short: the digest stays taken
+                // (its `sending` list), and the next flush, here or in
+                // another replica once the lock lapses, sends it again.
+                Err(_) if stop.is_cancelled() => return Err("stopping".into()),
                 Err(failure) => {
                     let reason = format!(
                         "webhook {} digest failed after {} attempts: {}",
