@@ -256,8 +256,23 @@ impl RawInteraction {
     /// field name. Unknown fields are ignored and `null` means absent; the
     /// rules of the contract are checked later by [`validate`].
     pub fn from_json(value: &Value) -> Result<RawInteraction, Vec<FieldViolation>> {
+        let (raw, mismatched) = RawInteraction::read_json(value);
+        if mismatched.is_empty() {
+            Ok(raw)
+        } else {
+            Err(mismatched)
+        }
+    }
+
+    /// [`Self::from_json`] that keeps going: a field of the wrong JSON type is
+    /// left out of the raw interaction and named in the violations, so
+    /// [`validate_read`] can still check every other field.
+    pub fn read_json(value: &Value) -> (RawInteraction, Vec<FieldViolation>) {
         let Some(object) = value.as_object() else {
-            return Err(vec![FieldViolation::new("", "must be a JSON object")]);
+            return (
+                RawInteraction::default(),
+                vec![FieldViolation::new("", NOT_AN_OBJECT)],
+            );
         };
         let mut json = JsonReader {
             object,
@@ -281,10 +296,30 @@ impl RawInteraction {
             resolved: json.boolean("resolved"),
             attributes: json.attributes("attributes"),
         };
-        if json.violations.is_empty() {
-            Ok(raw)
-        } else {
-            Err(json.violations)
+        (raw, json.violations)
+    }
+}
+
+const NOT_AN_OBJECT: &str = "must be a JSON object";
+
+/// [`validate`] after [`RawInteraction::read_json`]: every violation of the
+/// item at once. A field of the wrong type is named once, as such, not
+/// also as missing.
+pub fn validate_read(
+    raw: RawInteraction,
+    mut mismatched: Vec<FieldViolation>,
+    now: OffsetDateTime,
+) -> Result<Interaction, Vec<FieldViolation>> {
+    if mismatched.iter().any(|v| v.description == NOT_AN_OBJECT) {
+        return Err(mismatched);
+    }
+    match validate(raw, now) {
+        Ok(interaction) if mismatched.is_empty() => Ok(interaction),
+        Ok(_) => Err(mismatched),
+        Err(more) => {
+            let named: Vec<String> = mismatched.iter().map(|v| v.field.clone()).collect();
+            mismatched.extend(more.into_iter().filter(|v| !named.contains(&v.field)));
+            Err(mismatched)
         }
     }
 }
@@ -709,6 +744,37 @@ mod tests {
                 fields
             }
         }
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_hides_no_other_violation() {
+        let read = |json: Value| {
+            let (raw, mismatched) = RawInteraction::read_json(&json);
+            validate_read(raw, mismatched, now()).unwrap_err()
+        };
+        let fields = |violations: Vec<FieldViolation>| {
+            let mut fields: Vec<String> = violations.into_iter().map(|v| v.field).collect();
+            fields.sort();
+            fields
+        };
+        // A wrong type, a missing field, a bad timestamp and a range error.
+        let mut json = without("customer_id");
+        json["csat"] = json!("4");
+        json["occurred_at"] = json!("yesterday");
+        json["ces"] = json!(0);
+        assert_eq!(
+            fields(read(json)),
+            ["ces", "csat", "customer_id", "occurred_at"]
+        );
+        // A required field of the wrong type is named once, as such.
+        let violations = read(with("customer_id", json!(5)));
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].description, "must be a string");
+        // Not an object: that alone.
+        assert_eq!(fields(read(json!([1, 2]))), [""]);
+        // Nothing wrong: the same interaction as validate's.
+        let (raw, mismatched) = RawInteraction::read_json(&valid_json());
+        assert_eq!(validate_read(raw, mismatched, now()), Ok(ok(&valid_json())));
     }
 
     #[test]

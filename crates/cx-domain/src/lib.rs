@@ -13,8 +13,8 @@ pub mod score;
 pub mod violation;
 
 pub use interaction::{
-    validate, Channel, CustomerId, DimensionKey, IdError, Interaction, InteractionId,
-    ParseChannelError, RawInteraction, RawTimestamp,
+    validate, validate_read, Channel, CustomerId, DimensionKey, IdError, Interaction,
+    InteractionId, ParseChannelError, RawInteraction, RawTimestamp,
 };
 pub use redact::{luhn_valid, redact, RedactionCounts};
 pub use score::{Ces, CesBucket, Csat, DetractorThresholds, Nps, NpsBucket, ScoreError};

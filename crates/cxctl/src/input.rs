@@ -135,14 +135,16 @@ pub fn check_json(
     value: &Value,
     now: OffsetDateTime,
 ) -> Result<v1::Interaction, Vec<FieldViolation>> {
-    check_raw(RawInteraction::from_json(value)?, now)
+    let (raw, mismatched) = RawInteraction::read_json(value);
+    check_raw(raw, mismatched, now)
 }
 
 fn check_raw(
     raw: RawInteraction,
+    mismatched: Vec<FieldViolation>,
     now: OffsetDateTime,
 ) -> Result<v1::Interaction, Vec<FieldViolation>> {
-    let valid = cx_domain::validate(raw.clone(), now)?;
+    let valid = cx_domain::validate_read(raw.clone(), mismatched, now)?;
     Ok(to_proto(&valid, raw))
 }
 
@@ -270,11 +272,9 @@ fn check_csv_row(
         };
         object.insert(name.clone(), value);
     }
-    let raw = RawInteraction::from_json(&Value::Object(object)).map(|mut raw| {
-        raw.attributes = attributes;
-        raw
-    });
-    let result = raw.and_then(|raw| check_raw(raw, now));
+    let (mut raw, mismatched) = RawInteraction::read_json(&Value::Object(object));
+    raw.attributes = attributes;
+    let result = check_raw(raw, mismatched, now);
     match (result, violations.is_empty()) {
         (result, true) => result,
         (Ok(_), false) => Err(violations),
@@ -618,12 +618,15 @@ mod tests {
             ["line 1: ignoring unknown column \"extra\""]
         );
         let r = &parsed.records;
+        // Type errors and the contract's rules, all at once.
         assert_eq!(
             violated(&r[0]),
             [
                 "attributes: must be key=value pairs separated by ';' (got \"region\")",
                 "nps: must be an integer",
                 "resolved: must be true or false",
+                "interaction_id: is required",
+                "channel: must be one of voice, chat, email, sms, web, social, in_person",
             ]
         );
         assert_eq!(violated(&r[1]), ["has 2 fields but the header has 9"]);
@@ -632,7 +635,7 @@ mod tests {
         assert_eq!(violated(&r[2]).len(), 1);
         assert!(violated(&r[2])[0].starts_with("attributes.a: "));
 
-        // Type errors fixed, the contract's rules apply.
+        // Without type errors, the contract's rules alone.
         let text = format!("{HEADER}\n,c-1,2026-11-22T11:00:00Z,fax,12,,,\n");
         let parsed = parse(&text, Format::Csv, NOW).unwrap();
         assert_eq!(

@@ -276,13 +276,13 @@ fn raw_id(value: &Value) -> String {
 }
 
 fn check_json(value: &Value) -> Checked {
-    match RawInteraction::from_json(value) {
-        Ok(raw) => check(raw),
-        Err(violations) => {
-            telemetry::count_invalid();
-            Err(violations)
-        }
+    let (raw, mismatched) = RawInteraction::read_json(value);
+    let checked = cx_domain::validate_read(raw, mismatched, time::OffsetDateTime::now_utc());
+    match &checked {
+        Ok(interaction) => telemetry::count_redactions(&interaction.redactions),
+        Err(_) => telemetry::count_invalid(),
     }
+    checked
 }
 
 async fn http_submit_one(State(state): State<HttpIngest>, request: Request) -> Response {
