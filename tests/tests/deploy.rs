@@ -453,6 +453,41 @@ fn docker_compose_starts_each_service_with_a_configuration_it_accepts() {
     }
 }
 
+/// Settings that parse but cannot work are refused by the service's own
+/// checks, naming the key.
+#[test]
+fn values_that_cannot_work_are_refused_naming_the_key() {
+    let scratch = Scratch::new("values");
+    for (service, text, key) in [
+        (
+            ServiceName::Alerting,
+            "[alerting]\nmax_event_age_s = -5\n",
+            "alerting.max_event_age_s",
+        ),
+        (
+            ServiceName::Alerting,
+            "[alerting]\nmax_batch = 0\n",
+            "alerting.max_batch",
+        ),
+        (
+            ServiceName::Followup,
+            "[followup.sla]\ncritical_s = 0\n",
+            "followup.sla.critical_s",
+        ),
+        (
+            ServiceName::Followup,
+            "[followup.sla]\nnormal_s = 0\n",
+            "followup.sla.normal_s",
+        ),
+    ] {
+        let path = scratch.0.join(format!("{}.toml", key));
+        std::fs::write(&path, text).expect("write");
+        let env = HashMap::from([("CX_CONFIG".to_string(), path.display().to_string())]);
+        let error = check_service(service, &env).expect_err(text);
+        assert!(error.contains(key), "{key}: {error}");
+    }
+}
+
 /// `cx-<service> --check-config` runs the checks above on a real binary:
 /// it accepts the documented example file without binding a port or
 /// reaching Kafka or Redis, and refuses a bad key with exit 64 naming it.

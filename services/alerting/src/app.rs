@@ -104,6 +104,18 @@ impl AlertingApp {
 
     fn settings(config: &Config) -> Result<(AlertingSettings, RuleSet, Directory), AlertingError> {
         let settings: AlertingSettings = config.section("alerting")?;
+        if settings.max_event_age_s < 0 {
+            return Err(AlertingError::settings(
+                "alerting.max_event_age_s",
+                "must not be negative",
+            ));
+        }
+        if settings.max_batch == 0 {
+            return Err(AlertingError::settings(
+                "alerting.max_batch",
+                "must be at least 1",
+            ));
+        }
         let rules_config = match &settings.rules {
             Some(rules) => RulesConfig {
                 rules: rules.clone(),

@@ -100,6 +100,16 @@ impl FollowupApp {
                 "must be at least 1",
             ));
         }
+        // A zero SLA makes every task overdue the moment it opens.
+        for (field, seconds) in [
+            ("followup.sla.critical_s", settings.sla.critical_s),
+            ("followup.sla.high_s", settings.sla.high_s),
+            ("followup.sla.normal_s", settings.sla.normal_s),
+        ] {
+            if seconds == 0 {
+                return Err(FollowupError::settings(field, "must be at least 1"));
+            }
+        }
         Ok(settings)
     }
 
