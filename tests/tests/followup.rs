@@ -487,10 +487,14 @@ async fn lifecycle_with_survey(nps: i32, outcome: &str) {
 
 /// Follow-up's operations straight against the store, at a manual clock.
 fn store_followups(iso: &Isolation, now: time::OffsetDateTime) -> Followups {
+    store_followups_on(iso, Arc::new(ManualClock::new(now)))
+}
+
+fn store_followups_on(iso: &Isolation, clock: Arc<ManualClock>) -> Followups {
     let redis = cx_runtime::RedisPool::new(&redis_url()).expect("redis url");
     Followups {
         store: TaskStore::new(redis, &iso.redis_prefix, 0),
-        clock: Arc::new(ManualClock::new(now)),
+        clock,
         sla: cx_tasks::SlaConfig::default(),
         directory: Arc::new(cx_tasks::Directory::default()),
     }
@@ -617,6 +621,78 @@ async fn a_newer_task_keeps_no_outcome_from_a_resolved_one_and_a_redelivered_ale
             .expect("redis"),
         0
     );
+}
+
+/// A resolution read after the customer's next survey (the update waited
+/// in a backlog, or its consumer group ran behind the survey group) is
+/// dated when the CRM made it and takes the first survey after that as the
+/// outcome, in the same change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolution_read_after_the_next_survey_takes_it_as_the_outcome() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let t0 = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(ManualClock::new(t0));
+    let followups = store_followups_on(&iso, clock.clone());
+    let AlertOutcome::Opened(task_id) = on_alert(&followups, "al_1", "cust-c").await else {
+        panic!("the alert opens a task");
+    };
+    let update = |version: u64, state: TaskState| TaskUpdate {
+        task_id: task_id.clone(),
+        version,
+        state,
+        owner: None,
+        root_cause: (state == TaskState::Resolved).then(|| "double charge".to_string()),
+        resolution_note: None,
+    };
+    followups
+        .update(&update(1, TaskState::Contacted))
+        .await
+        .expect("contacted");
+
+    // The surveys arrive while the resolution waits: one taken before the
+    // CRM resolved the task, one after.
+    let minutes = |m: i64| t0 + time::Duration::minutes(m);
+    let survey = |interaction_id, occurred_at, nps| Survey {
+        interaction_id,
+        occurred_at,
+        nps: Some(nps),
+        csat: None,
+    };
+    let batch = [
+        ("cust-c", survey("s-0", minutes(1), 2)),
+        ("cust-c", survey("s-1", minutes(5), 9)),
+    ];
+    assert_eq!(followups.on_surveys(&batch).await.expect("redis"), 0);
+
+    clock.set(minutes(10));
+    let resolved = followups
+        .update_made_at(&update(2, TaskState::Resolved), Some(minutes(3)))
+        .await
+        .expect("resolved");
+    assert_eq!(
+        resolved.resolved_at,
+        Some(minutes(3)),
+        "when the CRM resolved it"
+    );
+    assert_eq!(resolved.outcome, Some(Outcome::Recovered));
+    assert_eq!(resolved.last_survey_interaction_id.as_deref(), Some("s-1"));
+    assert_eq!(
+        resolved.version, 3,
+        "one change: resolved, with its outcome"
+    );
+    let stored = followups.store.get(&task_id).await.expect("redis").unwrap();
+    assert_eq!(stored, resolved);
+
+    // A CRM clock behind the task's last change dates the change then.
+    let closed = followups
+        .update_made_at(
+            &update(3, TaskState::Closed),
+            Some(t0 - time::Duration::days(1)),
+        )
+        .await
+        .expect("closed");
+    assert_eq!(closed.updated_at, resolved.updated_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -749,12 +825,36 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
     let topic = config.kafka.topics.followup_updates.clone();
 
     let good = json!({"task_id": task.task_id, "version": 1, "state": "contacted", "owner": "crm-agent-12"});
-    produce(&config, &topic, &task.task_id, good.to_string().as_bytes()).await;
+    // The CRM made the change half a second after the task opened; it is
+    // read a while later, and dated when it was made (its record's time).
+    let created = task.created_at.clone().expect("created_at");
+    let made_ms = created.seconds * 1000 + i64::from(created.nanos / 1_000_000) + 500;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    kafka::ensure_topics(&config.kafka, &[&topic])
+        .await
+        .unwrap();
+    kafka::producer(&config.kafka, "cx-test")
+        .unwrap()
+        .send(
+            FutureRecord::to(&topic)
+                .key(&task.task_id)
+                .payload(&good.to_string())
+                .timestamp(made_ms),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce");
     let tasks = client
         .wait_for("cust-5", "the update applied", |t| t[0].version == 2)
         .await;
     assert_eq!(tasks[0].state, "contacted");
     assert_eq!(tasks[0].owner, "crm-agent-12");
+    let updated = tasks[0].updated_at.clone().expect("updated_at");
+    assert_eq!(
+        updated.seconds * 1000 + i64::from(updated.nanos / 1_000_000),
+        made_ms,
+        "dated by the record, not by when follow-up read it"
+    );
 
     // The same update again is stale now; an illegal one is refused.
     produce(&config, &topic, &task.task_id, good.to_string().as_bytes()).await;

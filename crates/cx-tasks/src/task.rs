@@ -276,6 +276,17 @@ impl Task {
     /// own interactions and happened after `resolved_at`, and it carries a
     /// usable score ([`Survey::outcome`]). Returns whether it changed.
     pub fn record_survey(&mut self, survey: &Survey, now: OffsetDateTime) -> bool {
+        let decided = self.decide_outcome(survey);
+        if decided {
+            self.touch(now);
+        }
+        decided
+    }
+
+    /// [`Self::record_survey`] as part of another change (the resolution
+    /// that finds the next survey already there): the same rules, no
+    /// version of its own.
+    pub fn decide_outcome(&mut self, survey: &Survey) -> bool {
         let Some(resolved_at) = self.resolved_at else {
             return false;
         };
@@ -294,7 +305,6 @@ impl Task {
         };
         self.outcome = Some(outcome);
         self.last_survey_interaction_id = Some(survey.interaction_id.to_owned());
-        self.touch(now);
         true
     }
 

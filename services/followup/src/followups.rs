@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use cx_tasks::{Directory, Opening, SlaConfig, Survey, Task, TaskUpdate, UpdateError};
+use cx_tasks::{Directory, Opening, SlaConfig, Survey, Task, TaskState, TaskUpdate, UpdateError};
 use redis::RedisError;
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::store::{Pointer, Put, TaskStore};
@@ -147,15 +148,43 @@ impl Followups {
         Err(contended(customer_id))
     }
 
-    /// A CRM or gRPC update. The caller named the version it read: a
-    /// concurrent change makes it stale (FAILED_PRECONDITION), it is not
-    /// retried.
+    /// A CRM or gRPC update, made now. The caller named the version it
+    /// read: a concurrent change makes it stale (FAILED_PRECONDITION), it
+    /// is not retried.
     pub async fn update(&self, update: &TaskUpdate) -> Result<Task, UpdateFailure> {
+        self.update_made_at(update, None).await
+    }
+
+    /// [`Self::update`] dated when the CRM made it (`made_at`, its
+    /// record's timestamp) when known, kept between the task's last change
+    /// and now: an update read late (follow-up down, a backlog) does not
+    /// move `resolved_at` past a survey taken meanwhile. A resolution
+    /// takes the customer's first kept survey after it as the outcome, in
+    /// the same change.
+    pub async fn update_made_at(
+        &self,
+        update: &TaskUpdate,
+        made_at: Option<OffsetDateTime>,
+    ) -> Result<Task, UpdateFailure> {
         let Some(task) = self.store.get(&update.task_id).await? else {
             return Err(UpdateFailure::NotFound(update.task_id.clone()));
         };
+        let now = self.clock.now();
+        let at = made_at.map_or(now, |made| made.min(now).max(task.updated_at));
         let mut next = task.clone();
-        next.apply_update(update, self.clock.now())?;
+        next.apply_update(update, at)?;
+        let resolving = next.state == TaskState::Resolved && task.state != TaskState::Resolved;
+        if let Some(resolved_at) = next.resolved_at.filter(|_| resolving) {
+            let kept = self
+                .store
+                .kept_surveys_after(&next.customer_id, resolved_at)
+                .await?;
+            for survey in &kept {
+                if next.decide_outcome(&survey.survey()) {
+                    break;
+                }
+            }
+        }
         match self
             .store
             .put(Some(&task), &next, pointer_for(&next), None)
@@ -186,6 +215,10 @@ impl Followups {
         let mut decided = 0;
         for task_id in self.store.awaiting_outcome(customer_id).await? {
             decided += usize::from(self.decide_outcome(customer_id, &task_id, survey).await?);
+        }
+        if decided == 0 {
+            // A resolution read after this survey will look for it.
+            self.store.keep_survey(customer_id, survey).await?;
         }
         Ok(decided)
     }
@@ -220,11 +253,11 @@ impl Followups {
     }
 
     /// [`Self::on_survey`] for a batch, in order; returns how many set an
-    /// outcome. One round trip finds which customers have a resolved task
-    /// awaiting its outcome, and only their surveys are looked at further:
+    /// outcome. One round trip finds which customers have a task (awaiting
+    /// its outcome, or open), and only their surveys are looked at further:
     /// a survey can only decide the outcome of a task resolved before it,
-    /// so a customer without one when the batch is read has nothing for it
-    /// to decide.
+    /// so a customer without a task when the batch is read has nothing for
+    /// it to decide now or later.
     pub async fn on_surveys(&self, surveys: &[(&str, Survey<'_>)]) -> Result<usize, RedisError> {
         let customers: Vec<&str> = surveys
             .iter()
@@ -234,7 +267,7 @@ impl Followups {
             .collect();
         let with_task: std::collections::HashSet<&str> = customers
             .iter()
-            .zip(self.store.have_awaiting(&customers).await?)
+            .zip(self.store.have_tasks(&customers).await?)
             .filter_map(|(customer_id, has_task)| has_task.then_some(*customer_id))
             .collect();
         let mut recorded = 0;

@@ -151,7 +151,11 @@ impl cx_runtime::consumer::BatchHandler for UpdateHandler {
                     continue;
                 }
             }
-            match self.followups.update(&update).await {
+            // When the CRM made the change: its record's timestamp.
+            let made_at = message.timestamp().to_millis().and_then(|ms| {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+            });
+            match self.followups.update_made_at(&update, made_at).await {
                 Ok(_) => telemetry::count_update("kafka", "applied"),
                 Err(UpdateFailure::Redis(error)) => return Err(format!("redis: {error}")),
                 Err(refused) => {

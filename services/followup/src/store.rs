@@ -15,6 +15,11 @@
 //!   customer may have a new task open before that survey comes).
 //!   Emptied as outcomes are set; a member whose task expired is dropped
 //!   when a survey finds it gone.
+//! - `{p}:followup:surveys:{customer_id}` zset: occurred_at (ms) → the
+//!   last [`KEPT_SURVEYS`] surveys of a customer with a task that they did
+//!   not decide, for [`KEPT_SURVEY_TTL_MS`]: a resolution read after them
+//!   (an update that waited in a backlog, or read by its consumer group
+//!   after the survey was by another) takes the first one after it.
 //! - `{p}:followup:alert:{alert_id}`: task_id the alert opened or was
 //!   attached to, for [`ALERT_MARK_TTL_MS`]: a redelivered alert finds its
 //!   task even after that task was resolved, so it cannot open another.
@@ -38,7 +43,7 @@
 //! a filter that matches few of many tasks reads many of them: a secondary
 //! index (by owner, by state) is the next step if that becomes the norm.
 
-use cx_tasks::{Task, TaskState};
+use cx_tasks::{Survey, Task, TaskState};
 use redis::aio::ConnectionManager;
 use redis::RedisError;
 use time::OffsetDateTime;
@@ -123,6 +128,40 @@ return 1
 /// How long an alert's mark (the task it went to) is kept: past Kafka's
 /// default 7-day retention, so any redelivery of the alert finds it.
 pub const ALERT_MARK_TTL_MS: u64 = 8 * 86_400_000;
+
+/// Surveys kept per customer, newest by event time.
+pub const KEPT_SURVEYS: isize = 16;
+/// How long kept surveys stay after the last one: longer than any backlog
+/// an update could wait in.
+pub const KEPT_SURVEY_TTL_MS: u64 = 8 * 86_400_000;
+
+/// A survey as kept in `{p}:followup:surveys:{customer_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptSurvey {
+    #[serde(rename = "i")]
+    pub interaction_id: String,
+    #[serde(rename = "n")]
+    pub nps: Option<u8>,
+    #[serde(rename = "c")]
+    pub csat: Option<u8>,
+    /// The zset score, not in the member.
+    #[serde(skip)]
+    pub occurred_at_ms: i64,
+}
+
+impl KeptSurvey {
+    pub fn survey(&self) -> Survey<'_> {
+        Survey {
+            interaction_id: &self.interaction_id,
+            occurred_at: OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(self.occurred_at_ms) * 1_000_000,
+            )
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            nps: self.nps,
+            csat: self.csat,
+        }
+    }
+}
 
 /// Whether the next survey decides this task's outcome: resolved (maybe
 /// closed since) and no outcome yet.
@@ -372,6 +411,10 @@ impl TaskStore {
         format!("{}:followup:open:{customer_id}", self.prefix)
     }
 
+    fn surveys_key(&self, customer_id: &str) -> String {
+        format!("{}:followup:surveys:{customer_id}", self.prefix)
+    }
+
     fn awaiting_key(&self, customer_id: &str) -> String {
         format!("{}:followup:awaiting:{customer_id}", self.prefix)
     }
@@ -519,19 +562,74 @@ impl TaskStore {
             .await
     }
 
-    /// Whether each of `customer_ids` has a resolved task awaiting its
-    /// outcome: one pipelined round trip for a whole batch of surveys, most
-    /// of whose customers have none.
-    pub async fn have_awaiting(&self, customer_ids: &[&str]) -> Result<Vec<bool>, RedisError> {
+    /// Whether each of `customer_ids` has a task a survey matters to: one
+    /// awaiting its outcome, or one still open (its resolution may be read
+    /// after the survey). One pipelined round trip for a whole batch of
+    /// surveys, most of whose customers have neither.
+    pub async fn have_tasks(&self, customer_ids: &[&str]) -> Result<Vec<bool>, RedisError> {
         if customer_ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for customer_id in customer_ids {
-            pipe.cmd("EXISTS").arg(self.awaiting_key(customer_id));
+            pipe.cmd("EXISTS")
+                .arg(self.awaiting_key(customer_id))
+                .arg(self.open_key(customer_id));
         }
         let mut conn = self.conn().await?;
-        pipe.query_async(&mut conn).await
+        let counts: Vec<u8> = pipe.query_async(&mut conn).await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
+    /// Keeps a survey that decided nothing, for a resolution read later.
+    pub async fn keep_survey(
+        &self,
+        customer_id: &str,
+        survey: &Survey<'_>,
+    ) -> Result<(), RedisError> {
+        let key = self.surveys_key(customer_id);
+        let member = serde_json::to_string(&KeptSurvey {
+            interaction_id: survey.interaction_id.to_string(),
+            nps: survey.nps,
+            csat: survey.csat,
+            occurred_at_ms: 0,
+        })
+        .map_err(json_error)?;
+        let mut conn = self.conn().await?;
+        redis::pipe()
+            .zadd(&key, member, millis(survey.occurred_at))
+            .ignore()
+            .zremrangebyrank(&key, 0, -(KEPT_SURVEYS + 1))
+            .ignore()
+            .pexpire(&key, KEPT_SURVEY_TTL_MS as i64)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+    }
+
+    /// The customer's kept surveys that happened after `after`, earliest
+    /// first.
+    pub async fn kept_surveys_after(
+        &self,
+        customer_id: &str,
+        after: OffsetDateTime,
+    ) -> Result<Vec<KeptSurvey>, RedisError> {
+        let mut conn = self.conn().await?;
+        let kept: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.surveys_key(customer_id))
+            .arg(format!("({}", millis(after)))
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await?;
+        Ok(kept
+            .into_iter()
+            .filter_map(|(member, occurred_at_ms)| {
+                let mut survey: KeptSurvey = serde_json::from_str(&member).ok()?;
+                survey.occurred_at_ms = occurred_at_ms;
+                Some(survey)
+            })
+            .collect())
     }
 
     /// The task the alert opened or was attached to, if it was handled
