@@ -827,7 +827,7 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
     let good = json!({"task_id": task.task_id, "version": 1, "state": "contacted", "owner": "crm-agent-12"});
     // The CRM made the change half a second after the task opened; it is
     // read a while later, and dated when it was made (its record's time).
-    let created = task.created_at.clone().expect("created_at");
+    let created = task.created_at.expect("created_at");
     let made_ms = created.seconds * 1000 + i64::from(created.nanos / 1_000_000) + 500;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     kafka::ensure_topics(&config.kafka, &[&topic])
@@ -849,7 +849,7 @@ async fn updates_from_the_topic_are_applied_or_dead_lettered() {
         .await;
     assert_eq!(tasks[0].state, "contacted");
     assert_eq!(tasks[0].owner, "crm-agent-12");
-    let updated = tasks[0].updated_at.clone().expect("updated_at");
+    let updated = tasks[0].updated_at.expect("updated_at");
     assert_eq!(
         updated.seconds * 1000 + i64::from(updated.nanos / 1_000_000),
         made_ms,
