@@ -75,7 +75,10 @@ pub struct DeliveryPolicy {
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         DeliveryPolicy {
-            attempts: 5,
+            // With full jitter up to 0.5, 1, 2 … 30 s: about a minute on
+            // average (two at most) before a receiver that is down, or
+            // restarting, loses an alert to the dead-letter topic.
+            attempts: 10,
             initial_backoff_ms: 500,
             max_backoff_ms: 30_000,
             timeout_ms: 5_000,
