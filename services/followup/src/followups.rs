@@ -191,6 +191,25 @@ impl Followups {
             .await?
             .0
         {
+            Put::Written if resolving && next.outcome.is_none() => {
+                // A survey kept while this change was being made: it found
+                // no awaiting task, so it is decided here, as a change of
+                // its own.
+                let resolved_at = next.resolved_at.expect("a resolved task has resolved_at");
+                for kept in self
+                    .store
+                    .kept_surveys_after(&next.customer_id, resolved_at)
+                    .await?
+                {
+                    if self
+                        .decide_outcome(&next.customer_id, &next.task_id, &kept.survey())
+                        .await?
+                    {
+                        break;
+                    }
+                }
+                Ok(next)
+            }
             Put::Written => Ok(next),
             Put::StaleVersion { current } => {
                 telemetry::count_conflict("update");
@@ -212,13 +231,14 @@ impl Followups {
         customer_id: &str,
         survey: &Survey<'_>,
     ) -> Result<usize, RedisError> {
+        // Kept before the awaiting tasks are read, for a resolution read
+        // after this survey: a resolution written after that read looks
+        // for it once written (see `update_made_at`), so neither misses
+        // the other.
+        self.store.keep_survey(customer_id, survey).await?;
         let mut decided = 0;
         for task_id in self.store.awaiting_outcome(customer_id).await? {
             decided += usize::from(self.decide_outcome(customer_id, &task_id, survey).await?);
-        }
-        if decided == 0 {
-            // A resolution read after this survey will look for it.
-            self.store.keep_survey(customer_id, survey).await?;
         }
         Ok(decided)
     }

@@ -16,8 +16,8 @@
 //!   Emptied as outcomes are set; a member whose task expired is dropped
 //!   when a survey finds it gone.
 //! - `{p}:followup:surveys:{customer_id}` zset: occurred_at (ms) → the
-//!   last [`KEPT_SURVEYS`] surveys of a customer with a task that they did
-//!   not decide, for [`KEPT_SURVEY_TTL_MS`]: a resolution read after them
+//!   last [`KEPT_SURVEYS`] surveys of a customer with a task, for
+//!   [`KEPT_SURVEY_TTL_MS`]: a resolution read after them
 //!   (an update that waited in a backlog, or read by its consumer group
 //!   after the survey was by another) takes the first one after it.
 //! - `{p}:followup:alert:{alert_id}`: task_id the alert opened or was
@@ -581,7 +581,7 @@ impl TaskStore {
         Ok(counts.into_iter().map(|n| n > 0).collect())
     }
 
-    /// Keeps a survey that decided nothing, for a resolution read later.
+    /// Keeps a survey of a customer with a task, for a resolution read later.
     pub async fn keep_survey(
         &self,
         customer_id: &str,
