@@ -97,6 +97,7 @@ pub fn parse(text: &str, format: Format, now: OffsetDateTime) -> Result<Parsed, 
 }
 
 fn parse_jsonl(text: &str, now: OffsetDateTime) -> Parsed {
+    let mut warnings = Vec::new();
     let records = text
         .lines()
         .enumerate()
@@ -104,11 +105,21 @@ fn parse_jsonl(text: &str, now: OffsetDateTime) -> Parsed {
         .map(|(index, line)| {
             let line_no = index + 1;
             match serde_json::from_str::<Value>(line) {
-                Ok(value) => Record {
-                    line: line_no,
-                    interaction_id: id_of(&value),
-                    result: check_json(&value, now),
-                },
+                Ok(value) => {
+                    // As for CSV columns: a misspelt field would be lost
+                    // without a word (the contract lets ingest ignore it).
+                    let unknown = value.as_object().into_iter().flat_map(|object| {
+                        object.keys().filter(|key| !FIELDS.contains(&key.as_str()))
+                    });
+                    for key in unknown {
+                        warnings.push(format!("line {line_no}: ignoring unknown field {key:?}"));
+                    }
+                    Record {
+                        line: line_no,
+                        interaction_id: id_of(&value),
+                        result: check_json(&value, now),
+                    }
+                }
                 Err(e) => Record {
                     line: line_no,
                     interaction_id: None,
@@ -117,10 +128,7 @@ fn parse_jsonl(text: &str, now: OffsetDateTime) -> Parsed {
             }
         })
         .collect();
-    Parsed {
-        records,
-        warnings: Vec::new(),
-    }
+    Parsed { records, warnings }
 }
 
 fn id_of(value: &Value) -> Option<String> {
@@ -512,6 +520,24 @@ mod tests {
     }
 
     const GOOD: &str = r#"{"interaction_id":"i-1","customer_id":"c-1","occurred_at":"2026-11-22T11:00:00Z","channel":"voice","nps":3,"verbatim":"call me on 555-123-4567","attributes":{"region":"emea"}}"#;
+
+    #[test]
+    fn jsonl_unknown_fields_are_named_in_warnings_as_csv_columns_are() {
+        let text = GOOD.replace(r#""nps":3"#, r#""NPS":3,"csat_score":1"#);
+        let parsed = parse(&text, Format::Jsonl, NOW).unwrap();
+        assert_eq!(
+            parsed.warnings,
+            [
+                "line 1: ignoring unknown field \"NPS\"",
+                "line 1: ignoring unknown field \"csat_score\"",
+            ]
+        );
+        assert!(
+            parsed.records[0].result.is_ok(),
+            "still sent, as ingest would take it"
+        );
+        assert!(parse(GOOD, Format::Jsonl, NOW).unwrap().warnings.is_empty());
+    }
 
     #[test]
     fn jsonl_good_lines_become_wire_interactions() {
