@@ -194,7 +194,7 @@ impl Task {
     /// Applies a CRM/gRPC update. Checks, in order, changing nothing on
     /// error: task_id matches (`Invalid`), version is current
     /// (`StaleVersion`), transition is legal (`IllegalTransition`), field
-    /// limits and a root cause to resolve (`Invalid`). Entering `contacted` stamps `first_contact_at`
+    /// limits (`Invalid`). Entering `contacted` stamps `first_contact_at`
     /// (once); entering `resolved` stamps `resolved_at`.
     pub fn apply_update(
         &mut self,
@@ -217,17 +217,6 @@ impl Task {
             });
         }
         update.check_fields()?;
-        // The loop is closed with the cause recorded: it is what the next
-        // survey's outcome is read against.
-        if update.state == TaskState::Resolved
-            && update.root_cause.is_none()
-            && self.root_cause.is_none()
-        {
-            return Err(UpdateError::invalid(
-                "root_cause",
-                "is required to resolve a task",
-            ));
-        }
 
         self.state = update.state;
         if let Some(owner) = &update.owner {

