@@ -75,10 +75,11 @@ pub struct DeliveryPolicy {
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         DeliveryPolicy {
-            // With full jitter up to 0.5, 1, 2 … 30 s: about a minute on
-            // average (two at most) before a receiver that is down, or
-            // restarting, loses an alert to the dead-letter topic.
-            attempts: 10,
+            // Full jitter up to 0.5, 1, 2, 4 s between tries: a receiver down
+            // for more than a few seconds loses alerts to the dead-letter
+            // topic. More tries would outlast the digest lock (2 × the
+            // digest interval) and Kafka's poll interval for a whole batch.
+            attempts: 5,
             initial_backoff_ms: 500,
             max_backoff_ms: 30_000,
             timeout_ms: 5_000,
