@@ -623,6 +623,47 @@ async fn a_newer_task_keeps_no_outcome_from_a_resolved_one_and_a_redelivered_ale
     );
 }
 
+/// A task resolved by a version before the awaiting set (found through the
+/// customer's newest-task pointer, which that version wrote) still gets
+/// its outcome from the next survey after an upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_resolved_before_the_upgrade_still_gets_its_outcome() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let t0 = time::OffsetDateTime::now_utc();
+    let followups = store_followups(&iso, t0);
+    let AlertOutcome::Opened(task_id) = on_alert(&followups, "al_1", "cust-old").await else {
+        panic!("the alert opens a task");
+    };
+    resolve(&followups, &task_id).await;
+    // What the older version left in Redis: the pointer, no awaiting entry.
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let prefix = &iso.redis_prefix;
+    redis::pipe()
+        .del(format!("{prefix}:followup:awaiting:cust-old"))
+        .set(format!("{prefix}:followup:latest:cust-old"), &task_id)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    let survey = Survey {
+        interaction_id: "s-1",
+        occurred_at: t0 + time::Duration::minutes(1),
+        nps: Some(3),
+        csat: None,
+    };
+    assert_eq!(
+        followups
+            .on_surveys(&[("cust-old", survey)])
+            .await
+            .expect("redis"),
+        1
+    );
+    let task = followups.store.get(&task_id).await.expect("redis").unwrap();
+    assert_eq!(task.outcome, Some(Outcome::NotRecovered));
+}
+
 /// A resolution read after the customer's next survey (the update waited
 /// in a backlog, or its consumer group ran behind the survey group) is
 /// dated when the CRM made it and takes the first survey after that as the

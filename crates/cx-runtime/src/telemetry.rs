@@ -29,12 +29,12 @@ pub const DEADLETTER_TOTAL: &str = "cx_deadletter_total";
 pub const READY: &str = "cx_ready";
 
 /// Bucket bounds (seconds) of every histogram: all of cxloop's are
-/// latencies or ages, from sub-millisecond Redis steps to minutes of a
+/// latencies or ages, from sub-millisecond Redis steps to an hour of a
 /// backlog. Histograms rather than the exporter's default summaries,
 /// because bucket counts add across replicas and quantiles do not.
-pub const SECONDS_BUCKETS: [f64; 17] = [
+pub const SECONDS_BUCKETS: [f64; 19] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 300.0,
+    60.0, 300.0, 900.0, 3600.0,
 ];
 
 /// What a metric is, for its `# TYPE` and `# HELP` lines.

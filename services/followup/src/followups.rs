@@ -98,8 +98,8 @@ impl Followups {
         let own_id = cx_tasks::task_id_for(customer_id, &alert.alert_id);
         for _ in 0..MAX_ATTEMPTS {
             // A redelivered alert: it opened a task or was attached to one,
-            // which may be resolved by now. (The first check finds alerts
-            // handled before alert marks were written.)
+            // which may be resolved by now. (The second check finds alerts
+            // that opened a task before alert marks were written.)
             if let Some(task_id) = self.store.task_of_alert(&alert.alert_id).await? {
                 return Ok(AlertOutcome::AlreadyHandled(task_id));
             }
@@ -192,23 +192,16 @@ impl Followups {
             .0
         {
             Put::Written if resolving && next.outcome.is_none() => {
-                // A survey kept while this change was being made: it found
-                // no awaiting task, so it is decided here, as a change of
-                // its own.
-                let resolved_at = next.resolved_at.expect("a resolved task has resolved_at");
-                for kept in self
-                    .store
-                    .kept_surveys_after(&next.customer_id, resolved_at)
-                    .await?
-                {
-                    if self
-                        .decide_outcome(&next.customer_id, &next.task_id, &kept.survey())
-                        .await?
-                    {
-                        break;
+                // The resolution is written: what follows is best effort
+                // and never reported as the update failing.
+                match self.decide_from_kept(&next).await {
+                    Ok(Some(decided)) => Ok(decided),
+                    Ok(None) => Ok(next),
+                    Err(error) => {
+                        tracing::warn!(task_id = %next.task_id, %error, "outcome from kept surveys not decided");
+                        Ok(next)
                     }
                 }
-                Ok(next)
             }
             Put::Written => Ok(next),
             Put::StaleVersion { current } => {
@@ -221,6 +214,28 @@ impl Followups {
             }
             Put::PointerMoved => unreachable!("updates never claim the pointer"),
         }
+    }
+
+    /// After a resolution written without an outcome: a survey kept while
+    /// it was being made found no awaiting task, so it is decided here, as
+    /// a change of its own. The task as stored then, if it decided.
+    async fn decide_from_kept(&self, resolved: &Task) -> Result<Option<Task>, RedisError> {
+        let Some(resolved_at) = resolved.resolved_at else {
+            return Ok(None);
+        };
+        for kept in self
+            .store
+            .kept_surveys_after(&resolved.customer_id, resolved_at)
+            .await?
+        {
+            if self
+                .decide_outcome(&resolved.customer_id, &resolved.task_id, &kept.survey())
+                .await?
+            {
+                return self.store.get(&resolved.task_id).await;
+            }
+        }
+        Ok(None)
     }
 
     /// A survey from cx.scored.v1: decides the outcome of each of the
@@ -236,8 +251,17 @@ impl Followups {
         // for it once written (see `update_made_at`), so neither misses
         // the other.
         self.store.keep_survey(customer_id, survey).await?;
+        let mut candidates = self.store.awaiting_outcome(customer_id).await?;
+        // Tasks resolved by versions before the awaiting set were found
+        // through the customer's newest-task pointer: still read, so an
+        // upgrade (or a rolling one) loses none of their outcomes.
+        if let Some(task_id) = self.store.legacy_latest_task_of(customer_id).await? {
+            if !candidates.contains(&task_id) {
+                candidates.push(task_id);
+            }
+        }
         let mut decided = 0;
-        for task_id in self.store.awaiting_outcome(customer_id).await? {
+        for task_id in candidates {
             decided += usize::from(self.decide_outcome(customer_id, &task_id, survey).await?);
         }
         Ok(decided)

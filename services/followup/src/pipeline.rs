@@ -12,8 +12,10 @@
 //!   lands on the dead-letter topic too: harmless (the task is right) but
 //!   visible to operators.
 //! - cx.scored.v1: the customer's next survey after resolution decides the
-//!   outcome of their latest task. Records that do not decode are skipped
-//!   (alerting already dead-letters them from the same topic).
+//!   outcome of each of their resolved tasks still without one; a survey
+//!   of a customer with a task is kept for a resolution read after it.
+//!   Records that do not decode are skipped (alerting already dead-letters
+//!   them from the same topic).
 
 use std::collections::HashMap;
 use std::sync::Arc;

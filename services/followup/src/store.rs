@@ -20,6 +20,9 @@
 //!   [`KEPT_SURVEY_TTL_MS`]: a resolution read after them
 //!   (an update that waited in a backlog, or read by its consumer group
 //!   after the survey was by another) takes the first one after it.
+//! - `{p}:followup:latest:{customer_id}`: written by versions before the
+//!   awaiting set (the customer's newest task); no longer written, still
+//!   read by the survey path so their resolved tasks get an outcome.
 //! - `{p}:followup:alert:{alert_id}`: task_id the alert opened or was
 //!   attached to, for [`ALERT_MARK_TTL_MS`]: a redelivered alert finds its
 //!   task even after that task was resolved, so it cannot open another.
@@ -413,6 +416,12 @@ impl TaskStore {
         format!("{}:followup:open:{customer_id}", self.prefix)
     }
 
+    /// The newest-task pointer versions before the awaiting set wrote (and
+    /// never expired); read only, for their resolved tasks' outcomes.
+    fn legacy_latest_key(&self, customer_id: &str) -> String {
+        format!("{}:followup:latest:{customer_id}", self.prefix)
+    }
+
     fn surveys_key(&self, customer_id: &str) -> String {
         format!("{}:followup:surveys:{customer_id}", self.prefix)
     }
@@ -550,6 +559,19 @@ impl TaskStore {
             .await
     }
 
+    /// The customer's newest task as versions before the awaiting set
+    /// recorded it, if any.
+    pub async fn legacy_latest_task_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<Option<String>, RedisError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("GET")
+            .arg(self.legacy_latest_key(customer_id))
+            .query_async(&mut conn)
+            .await
+    }
+
     /// Drops `task_id` (expired) from the customer's awaiting-outcome set.
     pub async fn forget_awaiting(
         &self,
@@ -576,7 +598,8 @@ impl TaskStore {
         for customer_id in customer_ids {
             pipe.cmd("EXISTS")
                 .arg(self.awaiting_key(customer_id))
-                .arg(self.open_key(customer_id));
+                .arg(self.open_key(customer_id))
+                .arg(self.legacy_latest_key(customer_id));
         }
         let mut conn = self.conn().await?;
         let counts: Vec<u8> = pipe.query_async(&mut conn).await?;
