@@ -575,67 +575,160 @@ max_backoff_ms = 100
     alerting.stop().await;
 }
 
-/// A digest whose retries a shutdown cuts short is not dead-lettered: it
-/// stays taken in Redis, and the next flusher (after a restart) sends it.
-#[tokio::test]
-async fn a_digest_cut_short_by_shutdown_is_sent_after_restart_not_dead_lettered() {
+/// A digest flusher for destination `ops` at `url`, on the test's Redis
+/// prefix and topics; retries 2 s apart.
+fn digest_flusher(
+    iso: &Isolation,
+    config: &Config,
+    url: &str,
+    interval: Duration,
+) -> cx_alerting::webhook::DigestFlusher {
     use cx_alerting::webhook::{
         DeliveryPolicy, Destination, DigestFlusher, Directory, PayloadFormat, Routes, Sender,
     };
-    require_stack().await;
-    let iso = Isolation::new();
-    let config = config(&iso, "", &[]);
-    kafka::ensure_topics(&config.kafka, &[&config.kafka.topics.deadletter])
-        .await
-        .unwrap();
-    let flusher = |url: &str| {
-        let destination = Destination {
-            name: "ops".into(),
-            url: url.into(),
-            secret: None,
-            format: PayloadFormat::Json,
-            rate_limit_per_minute: 1,
-        };
-        let directory = Directory::new(&[destination], &Routes::default(), None, None).unwrap();
-        DigestFlusher {
-            directory: Arc::new(directory),
-            sender: Arc::new(Sender::new(DeliveryPolicy {
-                attempts: 5,
-                initial_backoff_ms: 2_000,
-                max_backoff_ms: 2_000,
-                timeout_ms: 1_000,
-                concurrency: 1,
-                digest_interval_s: 1,
-            })),
-            redis: cx_runtime::RedisPool::new(&redis_url()).unwrap(),
-            prefix: iso.redis_prefix.clone(),
-            interval: Duration::from_millis(200),
-            producer: Arc::new(
-                kafka::SharedProducer::new(&config.kafka, "cx-test", kafka::Sending::Batches)
-                    .unwrap(),
-            ),
-            dead_letters: kafka::DeadLetters {
-                topic: config.kafka.topics.deadletter.clone(),
-                consumer_group: "cx-test-webhooks".into(),
-            },
-            alerts_topic: config.kafka.topics.alerts.clone(),
-        }
+    let destination = Destination {
+        name: "ops".into(),
+        url: url.into(),
+        secret: None,
+        format: PayloadFormat::Json,
+        rate_limit_per_minute: 1,
     };
-    let alert = serde_json::json!({
-        "alert_id": "al_digest", "rule": "detractor", "kind": "response",
+    let directory = Directory::new(&[destination], &Routes::default(), None, None).unwrap();
+    DigestFlusher {
+        directory: Arc::new(directory),
+        sender: Arc::new(Sender::new(DeliveryPolicy {
+            attempts: 5,
+            initial_backoff_ms: 2_000,
+            max_backoff_ms: 2_000,
+            timeout_ms: 5_000,
+            concurrency: 1,
+            digest_interval_s: 1,
+        })),
+        redis: cx_runtime::RedisPool::new(&redis_url()).unwrap(),
+        prefix: iso.redis_prefix.clone(),
+        interval,
+        producer: Arc::new(
+            kafka::SharedProducer::new(&config.kafka, "cx-test", kafka::Sending::Batches).unwrap(),
+        ),
+        dead_letters: kafka::DeadLetters {
+            topic: config.kafka.topics.deadletter.clone(),
+            consumer_group: "cx-test-webhooks".into(),
+        },
+        alerts_topic: config.kafka.topics.alerts.clone(),
+    }
+}
+
+/// An alert as the digest list holds it.
+fn digest_alert(alert_id: &str) -> String {
+    serde_json::json!({
+        "alert_id": alert_id, "rule": "detractor", "kind": "response",
         "severity": "warning", "dimension": "queue", "key": "billing",
         "customer_id": "cust-d", "interaction_id": "i-d", "window": null,
         "metric": "nps", "value": 2.0, "threshold": 6.0, "message": "NPS 2",
         "created_at": "2026-01-01T00:00:00Z", "suppressed_count": 0,
         "acknowledged": false, "acknowledged_by": null, "acknowledged_at": null,
         "agent_id": null, "team_id": null, "queue_id": "billing",
-    });
+    })
+    .to_string()
+}
+
+/// A flush whose delivery outlasted its lock (2 × the digest interval)
+/// leaves alone the digest another instance took meanwhile, instead of
+/// deleting it unsent.
+#[tokio::test]
+async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = config(&iso, "", &[]);
+    // Takes each request at once and answers 200 after 1.5 s.
+    let (received, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (got, done) = (received.clone(), answered.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (got, done) = (got.clone(), done.clone());
+            async move {
+                got.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let base = format!("{}:alerting:digest:ops", iso.redis_prefix);
+    let (sending, lock) = (format!("{base}:sending"), format!("{base}:lock"));
+    redis::cmd("RPUSH")
+        .arg(&base)
+        .arg(digest_alert("al_first"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(
+        digest_flusher(&iso, &config, &url, Duration::from_millis(200)).run(stop.clone()),
+    );
+    wait_until(Duration::from_secs(10), "the first digest sent", || async {
+        received.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // The 400 ms lock lapses; another instance takes the next digest.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let next = digest_alert("al_next");
+    redis::pipe()
+        .del(&sending)
+        .rpush(&sending, &next)
+        .cmd("SET")
+        .arg(&lock)
+        .arg("another-instance")
+        .arg("PX")
+        .arg(10_000)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the first delivery answered",
+        || async { answered.load(Ordering::SeqCst) >= 1 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    running.await.unwrap();
+
+    let left: Vec<String> = redis::cmd("LRANGE")
+        .arg(&sending)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, [next], "the other instance's digest, still to send");
+}
+
+/// A digest whose retries a shutdown cuts short is not dead-lettered: it
+/// stays taken in Redis, and the next flusher (after a restart) sends it.
+#[tokio::test]
+async fn a_digest_cut_short_by_shutdown_is_sent_after_restart_not_dead_lettered() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = config(&iso, "", &[]);
+    kafka::ensure_topics(&config.kafka, &[&config.kafka.topics.deadletter])
+        .await
+        .unwrap();
+    let flusher = |url: &str| digest_flusher(&iso, &config, url, Duration::from_millis(200));
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let digest_key = format!("{}:alerting:digest:ops", iso.redis_prefix);
     redis::cmd("RPUSH")
         .arg(&digest_key)
-        .arg(alert.to_string())
+        .arg(digest_alert("al_digest"))
         .query_async::<()>(&mut conn)
         .await
         .unwrap();

@@ -663,14 +663,25 @@ impl DigestFlusher {
                 }
             }
         }
-        redis::pipe()
-            .del(&sending)
-            .del(&lock)
-            .query_async::<()>(&mut conn)
+        // Only while the lock is still this instance's: a delivery that
+        // outlasted it may find another instance's digest in `sending`.
+        redis::Script::new(FINISH_DIGEST)
+            .key(&sending)
+            .key(&lock)
+            .arg(instance)
+            .invoke_async::<()>(&mut conn)
             .await
             .map_err(|e| e.to_string())
     }
 }
+
+/// Ends a flush: drops the sent digest and the lock if the lock is still
+/// the caller's (ARGV[1]); otherwise leaves both to their holder.
+const FINISH_DIGEST: &str = r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"#;
 
 #[cfg(test)]
 mod tests {
