@@ -422,12 +422,28 @@ pub fn rank_table(metric: &str) -> Table {
     ])
 }
 
+/// The contract's metrics that count something: shown without decimals.
+const COUNTS: [&str; 7] = [
+    "interactions",
+    "nps_responses",
+    "csat_responses",
+    "ces_responses",
+    "promoters",
+    "passives",
+    "detractors",
+];
+
 pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
     let m = key.metrics.unwrap_or_default();
+    let value = if COUNTS.contains(&metric) {
+        format!("{:.0}", key.value)
+    } else {
+        format!("{:.1}", key.value)
+    };
     vec![
         rank.to_string(),
         key.key.clone(),
-        format!("{:.1}", key.value),
+        value,
         responses_for(metric, &m).to_string(),
         figure(m.nps, 1),
         figure(m.csat_pct, 1),
@@ -761,6 +777,13 @@ mod tests {
             ["1", "billing", "-12.3", "30", "-12.3", "75.0", "-", "-", "18.0"]
         );
         assert_eq!(rank_row(1, &key, "fcr_pct")[3], "40");
+        let counted = v1::RankedKey {
+            value: 55.0,
+            ..key.clone()
+        };
+        assert_eq!(rank_row(1, &counted, "detractors")[2], "55");
+        assert_eq!(rank_row(1, &counted, "interactions")[2], "55");
+        assert_eq!(rank_row(1, &counted, "csat_pct")[2], "55.0");
         let details = metrics_details(key.metrics.as_ref().unwrap());
         let lines: Vec<&str> = details.lines().collect();
         assert_eq!(lines.len(), 15);
