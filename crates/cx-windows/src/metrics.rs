@@ -39,6 +39,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics that count something (whole numbers); the first of
+    /// [`Metrics::NAMES`].
+    pub const COUNTS: [&'static str; 7] = [
+        "interactions",
+        "nps_responses",
+        "csat_responses",
+        "ces_responses",
+        "promoters",
+        "passives",
+        "detractors",
+    ];
+
     /// Every metric name GetMetrics answers with, in contract order; the names
     /// [`Metrics::get`] knows.
     pub const NAMES: [&'static str; 15] = [
@@ -166,8 +178,9 @@ mod tests {
     fn empty_aggregate_has_no_ratios() {
         let m = Metrics::from_aggregate(&Aggregate::default());
         assert_eq!(m, Metrics::default());
-        // The first seven names are counts, the rest ratios.
-        let (counts, ratios) = Metrics::NAMES.split_at(7);
+        // The first names are the counts, the rest ratios.
+        let (counts, ratios) = Metrics::NAMES.split_at(Metrics::COUNTS.len());
+        assert_eq!(counts, Metrics::COUNTS);
         for name in counts {
             assert_eq!(m.get(name), Some(0.0), "{name}");
         }
@@ -266,7 +279,7 @@ mod tests {
         close(m.sentiment_avg, 0.35 / 3.0);
         close(m.transfers_avg, 4.0 / 3.0);
         close(m.fcr_pct, 200.0 / 3.0);
-        let (counts, ratios) = Metrics::NAMES.split_at(7);
+        let (counts, ratios) = Metrics::NAMES.split_at(Metrics::COUNTS.len());
         for name in counts.iter().chain(&ratios[2..]) {
             assert!(m.get(name).is_some(), "{name}");
         }

@@ -422,20 +422,10 @@ pub fn rank_table(metric: &str) -> Table {
     ])
 }
 
-/// The contract's metrics that count something: shown without decimals.
-const COUNTS: [&str; 7] = [
-    "interactions",
-    "nps_responses",
-    "csat_responses",
-    "ces_responses",
-    "promoters",
-    "passives",
-    "detractors",
-];
-
 pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
     let m = key.metrics.unwrap_or_default();
-    let value = if COUNTS.contains(&metric) {
+    // Counts are whole numbers: no decimals.
+    let value = if cx_windows::Metrics::COUNTS.contains(&metric) {
         format!("{:.0}", key.value)
     } else {
         format!("{:.1}", key.value)

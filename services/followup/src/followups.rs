@@ -98,13 +98,9 @@ impl Followups {
         let own_id = cx_tasks::task_id_for(customer_id, &alert.alert_id);
         for _ in 0..MAX_ATTEMPTS {
             // A redelivered alert: it opened a task or was attached to one,
-            // which may be resolved by now. (The second check finds alerts
-            // that opened a task before alert marks were written.)
-            if let Some(task_id) = self.store.task_of_alert(&alert.alert_id).await? {
+            // which may be resolved by now.
+            if let Some(task_id) = self.store.task_of_alert(&alert.alert_id, &own_id).await? {
                 return Ok(AlertOutcome::AlreadyHandled(task_id));
-            }
-            if self.store.get(&own_id).await?.is_some() {
-                return Ok(AlertOutcome::AlreadyHandled(own_id));
             }
             let pointer = self.store.open_task_of(customer_id).await?;
             let current = match &pointer {
@@ -249,17 +245,12 @@ impl Followups {
         // Kept before the awaiting tasks are read, for a resolution read
         // after this survey: a resolution written after that read looks
         // for it once written (see `update_made_at`), so neither misses
-        // the other.
-        self.store.keep_survey(customer_id, survey).await?;
-        let mut candidates = self.store.awaiting_outcome(customer_id).await?;
-        // Tasks resolved by versions before the awaiting set were found
-        // through the customer's newest-task pointer: still read, so an
-        // upgrade (or a rolling one) loses none of their outcomes.
-        if let Some(task_id) = self.store.legacy_latest_task_of(customer_id).await? {
-            if !candidates.contains(&task_id) {
-                candidates.push(task_id);
-            }
-        }
+        // the other. The old newest-task pointer is read too, so tasks
+        // resolved before the awaiting set existed get their outcome.
+        let candidates = self
+            .store
+            .keep_survey_then_awaiting(customer_id, survey)
+            .await?;
         let mut decided = 0;
         for task_id in candidates {
             decided += usize::from(self.decide_outcome(customer_id, &task_id, survey).await?);

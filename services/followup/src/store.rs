@@ -547,31 +547,6 @@ impl TaskStore {
             .await
     }
 
-    /// The customer's resolved tasks without an outcome, earliest resolved
-    /// first.
-    pub async fn awaiting_outcome(&self, customer_id: &str) -> Result<Vec<String>, RedisError> {
-        let mut conn = self.conn().await?;
-        redis::cmd("ZRANGE")
-            .arg(self.awaiting_key(customer_id))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-    }
-
-    /// The customer's newest task as versions before the awaiting set
-    /// recorded it, if any.
-    pub async fn legacy_latest_task_of(
-        &self,
-        customer_id: &str,
-    ) -> Result<Option<String>, RedisError> {
-        let mut conn = self.conn().await?;
-        redis::cmd("GET")
-            .arg(self.legacy_latest_key(customer_id))
-            .query_async(&mut conn)
-            .await
-    }
-
     /// Drops `task_id` (expired) from the customer's awaiting-outcome set.
     pub async fn forget_awaiting(
         &self,
@@ -606,12 +581,16 @@ impl TaskStore {
         Ok(counts.into_iter().map(|n| n > 0).collect())
     }
 
-    /// Keeps a survey of a customer with a task, for a resolution read later.
-    pub async fn keep_survey(
+    /// Keeps a survey of a customer with a task, for a resolution read
+    /// later, then reads the customer's tasks it may decide: the resolved
+    /// ones without an outcome (earliest resolved first) and the task the
+    /// newest-task pointer of versions before the awaiting set names. One
+    /// round trip; the survey is kept before the tasks are read.
+    pub async fn keep_survey_then_awaiting(
         &self,
         customer_id: &str,
         survey: &Survey<'_>,
-    ) -> Result<(), RedisError> {
+    ) -> Result<Vec<String>, RedisError> {
         let key = self.surveys_key(customer_id);
         let member = serde_json::to_string(&KeptSurvey {
             interaction_id: survey.interaction_id.to_string(),
@@ -621,15 +600,21 @@ impl TaskStore {
         })
         .map_err(json_error)?;
         let mut conn = self.conn().await?;
-        redis::pipe()
+        let (mut awaiting, legacy): (Vec<String>, Option<String>) = redis::pipe()
             .zadd(&key, member, millis(survey.occurred_at))
             .ignore()
             .zremrangebyrank(&key, 0, -(KEPT_SURVEYS + 1))
             .ignore()
             .pexpire(&key, KEPT_SURVEY_TTL_MS as i64)
             .ignore()
+            .zrange(self.awaiting_key(customer_id), 0, -1)
+            .get(self.legacy_latest_key(customer_id))
             .query_async(&mut conn)
-            .await
+            .await?;
+        if let Some(task_id) = legacy.filter(|id| !awaiting.contains(id)) {
+            awaiting.push(task_id);
+        }
+        Ok(awaiting)
     }
 
     /// The customer's kept surveys that happened after `after`, earliest
@@ -658,13 +643,21 @@ impl TaskStore {
     }
 
     /// The task the alert opened or was attached to, if it was handled
-    /// within [`ALERT_MARK_TTL_MS`].
-    pub async fn task_of_alert(&self, alert_id: &str) -> Result<Option<String>, RedisError> {
+    /// within [`ALERT_MARK_TTL_MS`]; or `own_id`, the task it would open,
+    /// if that exists (alerts handled before alert marks were written).
+    /// One round trip.
+    pub async fn task_of_alert(
+        &self,
+        alert_id: &str,
+        own_id: &str,
+    ) -> Result<Option<String>, RedisError> {
         let mut conn = self.conn().await?;
-        redis::cmd("GET")
-            .arg(format!("{}:followup:alert:{alert_id}", self.prefix))
+        let (marked, own): (Option<String>, bool) = redis::pipe()
+            .get(format!("{}:followup:alert:{alert_id}", self.prefix))
+            .exists(self.task_key(own_id))
             .query_async(&mut conn)
-            .await
+            .await?;
+        Ok(marked.or_else(|| own.then(|| own_id.to_string())))
     }
 
     /// Task ids whose due time is at or before `now`, earliest first.

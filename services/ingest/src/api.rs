@@ -32,8 +32,10 @@ pub const MAX_GRPC_MESSAGE_BYTES: usize = MAX_BATCH_BODY_BYTES + 64 * 1024;
 /// One item of a request after validation.
 type Checked = Result<Interaction, Vec<FieldViolation>>;
 
-fn check(raw: RawInteraction) -> Checked {
-    let checked = cx_domain::validate(raw, time::OffsetDateTime::now_utc());
+/// `mismatched`: fields of the wrong JSON type, already named (none from
+/// protobuf).
+fn check(raw: RawInteraction, mismatched: Vec<FieldViolation>) -> Checked {
+    let checked = cx_domain::validate_read(raw, mismatched, time::OffsetDateTime::now_utc());
     match &checked {
         Ok(interaction) => telemetry::count_redactions(&interaction.redactions),
         Err(_) => telemetry::count_invalid(),
@@ -126,7 +128,7 @@ impl v1::ingest_service_server::IngestService for GrpcIngest {
             .into());
         };
         let interaction_id = wire.interaction_id.clone();
-        let checked = check(convert::raw_from_proto(wire));
+        let checked = check(convert::raw_from_proto(wire), Vec::new());
         let result = submit_checked(&self.ingestor, vec![(interaction_id.clone(), checked)])
             .await
             .pop()
@@ -165,7 +167,7 @@ impl v1::ingest_service_server::IngestService for GrpcIngest {
             .map(|wire| {
                 (
                     wire.interaction_id.clone(),
-                    check(convert::raw_from_proto(wire)),
+                    check(convert::raw_from_proto(wire), Vec::new()),
                 )
             })
             .collect();
@@ -277,12 +279,7 @@ fn raw_id(value: &Value) -> String {
 
 fn check_json(value: &Value) -> Checked {
     let (raw, mismatched) = RawInteraction::read_json(value);
-    let checked = cx_domain::validate_read(raw, mismatched, time::OffsetDateTime::now_utc());
-    match &checked {
-        Ok(interaction) => telemetry::count_redactions(&interaction.redactions),
-        Err(_) => telemetry::count_invalid(),
-    }
-    checked
+    check(raw, mismatched)
 }
 
 async fn http_submit_one(State(state): State<HttpIngest>, request: Request) -> Response {
