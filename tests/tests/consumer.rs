@@ -351,3 +351,101 @@ async fn records_arriving_during_an_apply_form_one_batch(max_wait: Option<Durati
         "the records that arrived during the first apply form the second batch, whole"
     );
 }
+
+/// Fails every batch until `durable` is set.
+struct Blocked {
+    durable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handled: usize,
+    stop_after: usize,
+    stop: CancellationToken,
+}
+
+impl BatchHandler for Blocked {
+    async fn handle(&mut self, batch: &[OwnedMessage]) -> Result<(), String> {
+        if !self.durable.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("dependency down".into());
+        }
+        self.handled += batch.len();
+        if self.handled >= self.stop_after {
+            self.stop.cancel();
+        }
+        Ok(())
+    }
+}
+
+/// This process's value of a group's gauge on /metrics, if rendered yet.
+fn group_gauge(metric: &str, group: &str) -> Option<f64> {
+    let prefix = format!("{metric}{{group=\"{group}\"}} ");
+    cx_runtime::telemetry::metrics_handle()
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// Polls until the group's lag and assigned partitions read `expected`.
+async fn wait_for_lag(group: &str, expected: (f64, f64)) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = (
+            group_gauge("cx_kafka_consumer_lag", group),
+            group_gauge("cx_kafka_consumer_assigned_partitions", group),
+        );
+        if now == (Some(expected.0), Some(expected.1)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lag and assigned partitions of {group}: {now:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A group whose batches cannot be made durable shows its backlog as lag
+/// (the batch metrics record nothing while it is stuck), and lag falls to
+/// zero once its batches commit.
+#[tokio::test]
+async fn a_stuck_group_shows_its_backlog_as_lag_until_it_commits() {
+    require_stack().await;
+    // The gauges register with the recorder installed when they are made.
+    let _ = cx_runtime::telemetry::metrics_handle();
+    let (config, topic) = isolated_topic("cx.consumer-lag-test").await;
+    produce(&config, &topic, (0..30).map(|i| format!("r-{i}"))).await;
+
+    let group = unique("cx-test-group");
+    let settings = ConsumerSettings {
+        retry_backoff: (Duration::from_millis(10), Duration::from_millis(50)),
+        lag_interval: Duration::from_millis(200),
+        ..ConsumerSettings::new(group.clone(), vec![topic.clone()])
+    };
+    let durable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let handler = Blocked {
+        durable: durable.clone(),
+        handled: 0,
+        stop_after: 35,
+        stop: stop.clone(),
+    };
+    // Each partition of the topic is this consumer's, the only one in its group.
+    let partitions = f64::from(config.kafka.topic_partitions);
+    let running = consumer::spawn(
+        config.kafka.clone(),
+        vec![topic.clone()],
+        settings,
+        handler,
+        stop,
+    );
+    wait_for_lag(&group, (30.0, partitions)).await;
+    // Still 30 a moment later: nothing was committed while it failed.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_for_lag(&group, (30.0, partitions)).await;
+
+    durable.store(true, std::sync::atomic::Ordering::SeqCst);
+    produce(&config, &topic, (0..5).map(|i| format!("s-{i}"))).await;
+    wait_for_lag(&group, (0.0, partitions)).await;
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("all 35 handled within 30 s")
+        .unwrap()
+        .unwrap();
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::Message;
+use rdkafka::{Message, Offset};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaConfig;
@@ -33,6 +33,9 @@ pub struct ConsumerSettings {
     pub max_wait: Duration,
     /// First and largest pause between attempts of a failing batch.
     pub retry_backoff: (Duration, Duration),
+    /// How often the lag gauges are measured (by [`spawn`] and
+    /// [`spawn_staged`]).
+    pub lag_interval: Duration,
 }
 
 impl ConsumerSettings {
@@ -46,6 +49,7 @@ impl ConsumerSettings {
             // and were level in two (docs/BENCHMARKS.md).
             max_wait: Duration::ZERO,
             retry_backoff: (Duration::from_millis(100), Duration::from_secs(5)),
+            lag_interval: Duration::from_secs(10),
         }
     }
 }
@@ -153,7 +157,12 @@ where
 {
     tokio::spawn(async move {
         match subscribe_when_ready(&kafka, &topics, &settings, &stop).await? {
-            Some(stream) => run(&stream, &settings, &mut handler, &stop).await,
+            Some(stream) => {
+                let lag = LagReport::start(&stream, &settings, &stop);
+                let result = run(&stream, &settings, &mut handler, &stop).await;
+                lag.stop();
+                result
+            }
             None => Ok(()),
         }
     })
@@ -169,7 +178,12 @@ pub fn spawn_staged<H: StagedHandler>(
 ) -> tokio::task::JoinHandle<Result<(), KafkaError>> {
     tokio::spawn(async move {
         match subscribe_when_ready(&kafka, &topics, &settings, &stop).await? {
-            Some(stream) => run_staged(&stream, &settings, Arc::new(handler), &stop).await,
+            Some(stream) => {
+                let lag = LagReport::start(&stream, &settings, &stop);
+                let result = run_staged(&stream, &settings, Arc::new(handler), &stop).await;
+                lag.stop();
+                result
+            }
             None => Ok(()),
         }
     })
@@ -181,12 +195,98 @@ async fn subscribe_when_ready(
     topics: &[String],
     settings: &ConsumerSettings,
     stop: &CancellationToken,
-) -> Result<Option<StreamConsumer>, KafkaError> {
+) -> Result<Option<Arc<StreamConsumer>>, KafkaError> {
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     if !crate::kafka::ensure_topics_until(kafka, &names, stop).await {
         return Ok(None);
     }
-    consumer(kafka, settings).map(Some)
+    consumer(kafka, settings).map(|consumer| Some(Arc::new(consumer)))
+}
+
+/// The task measuring a consumer's lag for its gauges, beside the loop
+/// that consumes. Apart from it because the loop does not poll the
+/// consumer while a batch is retried, and a stuck group is when lag
+/// matters most. Lag counts from the committed offsets, so it is the
+/// records whose effects are not yet durable.
+struct LagReport {
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Longest wait for one broker answer while measuring lag.
+const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl LagReport {
+    fn start(
+        consumer: &Arc<StreamConsumer>,
+        settings: &ConsumerSettings,
+        stop: &CancellationToken,
+    ) -> LagReport {
+        use crate::telemetry::{KAFKA_CONSUMER_ASSIGNED_PARTITIONS, KAFKA_CONSUMER_LAG};
+        let group = settings.group_id.clone();
+        let lag = metrics::gauge!(KAFKA_CONSUMER_LAG, "group" => group.clone());
+        let assigned = metrics::gauge!(KAFKA_CONSUMER_ASSIGNED_PARTITIONS, "group" => group);
+        let (consumer, interval, stop) = (consumer.clone(), settings.lag_interval, stop.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                // Blocking broker queries: off the async workers.
+                let measuring = consumer.clone();
+                match tokio::task::spawn_blocking(move || measure_lag(&measuring)).await {
+                    Ok(Ok(measured)) => {
+                        lag.set(measured.records as f64);
+                        assigned.set(measured.partitions as f64);
+                    }
+                    // The broker's health is /readyz's: the gauges keep
+                    // their last value.
+                    Ok(Err(error)) => tracing::debug!(%error, "consumer lag not measured"),
+                    Err(error) => std::panic::resume_unwind(error.into_panic()),
+                }
+            }
+        });
+        LagReport { task }
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// A consumer's partitions and the records on them past its group's
+/// committed offsets.
+#[derive(Debug, PartialEq, Eq)]
+struct GroupLag {
+    partitions: usize,
+    records: i64,
+}
+
+fn measure_lag(consumer: &StreamConsumer) -> Result<GroupLag, KafkaError> {
+    let committed = consumer.committed(LAG_QUERY_TIMEOUT)?;
+    let mut lag = GroupLag {
+        partitions: committed.count(),
+        records: 0,
+    };
+    for partition in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(
+            partition.topic(),
+            partition.partition(),
+            LAG_QUERY_TIMEOUT,
+        )?;
+        lag.records += partition_lag(partition.offset(), low, high);
+    }
+    Ok(lag)
+}
+
+/// Records of one partition not yet committed.
+fn partition_lag(committed: Offset, low: i64, high: i64) -> i64 {
+    match committed {
+        Offset::Offset(committed) => (high - committed.max(low)).max(0),
+        // Nothing committed yet: with `auto.offset.reset=earliest`
+        // everything the partition holds is still to do.
+        _ => (high - low).max(0),
+    }
 }
 
 /// After `stop`: waits up to `grace` for the consumer tasks to finish and
@@ -610,5 +710,17 @@ mod tests {
         assert_eq!(slow.get("group.id"), Some("slow"));
         let other = consumer_config(&kafka, &ConsumerSettings::new("other", vec!["t".into()]));
         assert_eq!(other.get("fetch.wait.max.ms"), Some("10"));
+    }
+
+    #[test]
+    fn lag_counts_from_the_committed_offset_or_the_log_start() {
+        assert_eq!(partition_lag(Offset::Offset(90), 0, 100), 10);
+        assert_eq!(partition_lag(Offset::Offset(100), 0, 100), 0);
+        // Nothing committed: everything retained is still to do.
+        assert_eq!(partition_lag(Offset::Invalid, 20, 100), 80);
+        // A commit older than the retained log counts what is left.
+        assert_eq!(partition_lag(Offset::Offset(5), 20, 100), 80);
+        // Empty partition.
+        assert_eq!(partition_lag(Offset::Invalid, 0, 0), 0);
     }
 }

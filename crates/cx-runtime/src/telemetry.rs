@@ -20,6 +20,8 @@ pub const KAFKA_PRODUCED_TOTAL: &str = "cx_kafka_produced_total";
 pub const KAFKA_PRODUCE_ERRORS_TOTAL: &str = "cx_kafka_produce_errors_total";
 pub const KAFKA_PRODUCER_RESETS_TOTAL: &str = "cx_kafka_producer_resets_total";
 pub const KAFKA_CONSUMED_TOTAL: &str = "cx_kafka_consumed_total";
+pub const KAFKA_CONSUMER_LAG: &str = "cx_kafka_consumer_lag";
+pub const KAFKA_CONSUMER_ASSIGNED_PARTITIONS: &str = "cx_kafka_consumer_assigned_partitions";
 /// Per consumer group and stage (`prepare`, `apply`): a batch's time in it.
 pub const CONSUMER_STAGE_SECONDS: &str = "cx_consumer_stage_seconds";
 /// Per consumer group: age of a batch's oldest record (its Kafka
@@ -84,6 +86,16 @@ pub const SHARED_METRICS: &[MetricHelp] = &[
         name: KAFKA_CONSUMED_TOTAL,
         kind: MetricKind::Counter,
         help: "Records consumed and handled, by consumer group",
+    },
+    MetricHelp {
+        name: KAFKA_CONSUMER_LAG,
+        kind: MetricKind::Gauge,
+        help: "Records on this consumer's partitions past its group's committed offsets (not yet durable in effect), by consumer group; measured every 10 s, also while a batch is retried",
+    },
+    MetricHelp {
+        name: KAFKA_CONSUMER_ASSIGNED_PARTITIONS,
+        kind: MetricKind::Gauge,
+        help: "Partitions assigned to this consumer, by consumer group: summed over replicas it should equal the topics' partitions",
     },
     MetricHelp {
         name: CONSUMER_STAGE_SECONDS,
