@@ -678,7 +678,8 @@ async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
         received.load(Ordering::SeqCst) >= 1
     })
     .await;
-    // The 400 ms lock lapses; another instance takes the next digest.
+    // Say the lock lapsed (Redis out for longer than it, so it was not
+    // renewed) and another instance took the next digest.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let next = digest_alert("al_next");
     redis::pipe()
@@ -710,6 +711,67 @@ async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
         .await
         .unwrap();
     assert_eq!(left, [next], "the other instance's digest, still to send");
+}
+
+/// A digest delivery that lasts longer than the lock (2 × the digest
+/// interval) keeps its lock: another instance flushing meanwhile finds it
+/// held and does not send the same digest a second time.
+#[tokio::test]
+async fn a_slow_digest_delivery_keeps_its_lock_and_is_sent_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = config(&iso, "", &[]);
+    // Answers 200 after 1.5 s: almost four 400 ms locks.
+    let received = Arc::new(AtomicUsize::new(0));
+    let got = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let got = got.clone();
+            async move {
+                got.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("RPUSH")
+        .arg(format!("{}:alerting:digest:ops", iso.redis_prefix))
+        .arg(digest_alert("al_once"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Two instances, each flushing every 200 ms.
+    let flushers: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(
+                digest_flusher(&iso, &config, &url, Duration::from_millis(200)).run(stop.clone()),
+            )
+        })
+        .collect();
+    wait_until(Duration::from_secs(10), "the digest sent", || async {
+        received.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // Past the first delivery's answer, with many flushes of both meanwhile.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.cancel();
+    for flusher in flushers {
+        flusher.await.unwrap();
+    }
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        1,
+        "one delivery of the digest"
+    );
 }
 
 /// A digest whose retries a shutdown cuts short is not dead-lettered: it

@@ -77,8 +77,8 @@ impl Default for DeliveryPolicy {
         DeliveryPolicy {
             // Full jitter up to 0.5, 1, 2, 4 s between tries: a receiver down
             // for more than a few seconds loses alerts to the dead-letter
-            // topic. More tries would outlast the digest lock (2 × the
-            // digest interval) and Kafka's poll interval for a whole batch.
+            // topic. More tries would outlast Kafka's poll interval for a
+            // whole batch.
             attempts: 5,
             initial_backoff_ms: 500,
             max_backoff_ms: 30_000,
@@ -622,12 +622,13 @@ impl DigestFlusher {
         let sending = format!("{base}:sending");
         let lock = format!("{base}:lock");
         let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+        let lock_ms = self.interval.as_millis() as u64 * 2;
         let taken: i64 = take
             .key(&base)
             .key(&sending)
             .key(&lock)
             .arg(instance)
-            .arg(self.interval.as_millis() as u64 * 2)
+            .arg(lock_ms)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
@@ -647,7 +648,11 @@ impl DigestFlusher {
             .unzip();
         if !alerts.is_empty() {
             let body = digest_payload(destination, &alerts);
-            match self.sender.deliver(destination, &body, stop).await {
+            let delivered = tokio::select! {
+                delivered = self.sender.deliver(destination, &body, stop) => delivered,
+                never = self.hold_lock(&lock, instance, lock_ms) => match never {},
+            };
+            match delivered {
                 Ok(_) => metrics::counter!(telemetry::WEBHOOK_DELIVERIES_TOTAL, "destination" => destination.name.clone(), "result" => "digest")
                     .increment(1),
                 // Stopping cut the retries short: the digest stays taken
@@ -674,6 +679,53 @@ impl DigestFlusher {
             .map_err(|e| e.to_string())
     }
 }
+
+impl DigestFlusher {
+    /// Keeps this instance's lock while its delivery retries: a delivery
+    /// that outlasted the lock let another replica take the same digest
+    /// and send it again. Renews at a third of the lock's time, so one
+    /// failed renewal is not yet a lapse. Never returns; once the lock is
+    /// found another's (Redis was out for longer than the lock), it stops
+    /// renewing and the delivery goes on: at least once.
+    async fn hold_lock(
+        &self,
+        lock: &str,
+        instance: &str,
+        lock_ms: u64,
+    ) -> std::convert::Infallible {
+        let renew = redis::Script::new(RENEW_DIGEST_LOCK);
+        let every = Duration::from_millis((lock_ms / 3).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let renewed = match self.redis.get().await {
+                Ok(mut conn) => renew
+                    .key(lock)
+                    .arg(instance)
+                    .arg(lock_ms)
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            match renewed {
+                Ok(1) => {}
+                Ok(_) => {
+                    tracing::warn!(%lock, "digest lock lost during a delivery; the digest may be sent twice");
+                    return std::future::pending().await;
+                }
+                Err(error) => tracing::warn!(%lock, %error, "digest lock not renewed; retrying"),
+            }
+        }
+    }
+}
+
+/// Extends the lock (KEYS[1]) by ARGV[2] ms if it is still the caller's
+/// (ARGV[1]).
+const RENEW_DIGEST_LOCK: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
 
 /// Ends a flush: drops the sent digest and the lock if the lock is still
 /// the caller's (ARGV[1]); otherwise leaves both to their holder.
