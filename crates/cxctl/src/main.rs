@@ -40,41 +40,41 @@ pub struct Global {
     /// IngestService address.
     #[arg(
         long,
-        env = "CX_INGEST_ADDR",
+        env = commands::INGEST.env,
         global = true,
-        default_value = "http://127.0.0.1:50051"
+        default_value = commands::INGEST.default
     )]
     pub ingest: String,
     /// MetricsService address (cx-scoring).
     #[arg(
         long,
-        env = "CX_METRICS_ADDR",
+        env = commands::METRICS.env,
         global = true,
-        default_value = "http://127.0.0.1:50052"
+        default_value = commands::METRICS.default
     )]
     pub metrics: String,
     /// AlertService address (cx-alerting).
     #[arg(
         long,
-        env = "CX_ALERTS_ADDR",
+        env = commands::ALERTS.env,
         global = true,
-        default_value = "http://127.0.0.1:50053"
+        default_value = commands::ALERTS.default
     )]
     pub alerts: String,
     /// FollowUpService address (cx-followup).
     #[arg(
         long,
-        env = "CX_FOLLOWUP_ADDR",
+        env = commands::FOLLOWUP.env,
         global = true,
-        default_value = "http://127.0.0.1:50054"
+        default_value = commands::FOLLOWUP.default
     )]
     pub followup: String,
     /// HTTP address of cx-followup (`GET /v1/stats`).
     #[arg(
         long,
-        env = "CX_FOLLOWUP_HTTP_ADDR",
+        env = commands::FOLLOWUP_HTTP.env,
         global = true,
-        default_value = "http://127.0.0.1:8084"
+        default_value = commands::FOLLOWUP_HTTP.default
     )]
     pub followup_http: String,
 }
@@ -161,6 +161,9 @@ pub struct AlertsListArgs {
     /// Only this severity: info, warning or critical.
     #[arg(long)]
     pub severity: Option<String>,
+    /// Only these kinds, comma-separated: response, keyword, threshold, spike.
+    #[arg(long, value_delimiter = ',')]
+    pub kind: Vec<String>,
     /// Only this dimension: agent, team, queue, channel, global.
     #[arg(long)]
     pub dimension: Option<String>,
@@ -381,6 +384,16 @@ mod tests {
             panic!("stats")
         };
         assert_eq!(stats.team.as_deref(), Some("care"));
+    }
+
+    #[test]
+    fn alerts_list_takes_kinds() {
+        let cli =
+            Cli::try_parse_from(["cxctl", "alerts", "list", "--kind", "response,keyword"]).unwrap();
+        let Command::Alerts(AlertsCommand::List(list)) = cli.command else {
+            panic!("alerts list")
+        };
+        assert_eq!(list.kind, ["response", "keyword"]);
     }
 
     #[test]

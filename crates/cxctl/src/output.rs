@@ -225,16 +225,27 @@ pub fn severity_label(severity: &str, color: bool) -> String {
     }
 }
 
-/// One alert on one line: time, severity, rule, dimension=key, message,
+/// What an alert is about: `queue=billing`, led by `customer=c-42` when it
+/// is about one customer (response and keyword alerts carry customer_id),
+/// as operators act on those by customer.
+pub fn alert_subject(a: &v1::Alert) -> String {
+    match a.customer_id.as_deref() {
+        Some(customer) if !customer.is_empty() => {
+            format!("customer={customer} {}={}", a.dimension, a.key)
+        }
+        _ => format!("{}={}", a.dimension, a.key),
+    }
+}
+
+/// One alert on one line: time, severity, rule, subject, message,
 /// `(+N suppressed)`, and the id (for `--after`).
 pub fn alert_line(a: &v1::Alert, color: bool) -> String {
     let mut line = format!(
-        "{}  {} {}  {}={}  {}",
+        "{}  {} {}  {}  {}",
         time_short(from_timestamp(a.created_at.as_ref())),
         severity_label(&a.severity, color),
         a.rule,
-        a.dimension,
-        a.key,
+        alert_subject(a),
         a.message
     );
     if a.suppressed_count > 0 {
@@ -248,6 +259,37 @@ pub fn alert_line(a: &v1::Alert, color: bool) -> String {
     }
     line.push_str(&format!("  [{}]", a.alert_id));
     line
+}
+
+pub fn alert_table() -> Table {
+    use Align::*;
+    Table::new(&[
+        ("CREATED", Left),
+        ("SEVERITY", Left),
+        ("RULE", Left),
+        ("SUBJECT", Left),
+        ("+SUPP", Right),
+        ("ACK", Left),
+        ("ALERT", Left),
+        ("MESSAGE", Left),
+    ])
+}
+
+pub fn alert_row(a: &v1::Alert) -> Vec<String> {
+    vec![
+        time_short(from_timestamp(a.created_at.as_ref())),
+        a.severity.clone(),
+        a.rule.clone(),
+        alert_subject(a),
+        a.suppressed_count.to_string(),
+        if a.acknowledged {
+            or_dash(a.acknowledged_by.as_deref())
+        } else {
+            "no".to_owned()
+        },
+        a.alert_id.clone(),
+        a.message.clone(),
+    ]
 }
 
 pub fn alert_json(a: &v1::Alert) -> Value {
@@ -688,6 +730,7 @@ mod tests {
         let alert = v1::Alert {
             alert_id: "al-1".into(),
             rule: "nps-drop".into(),
+            kind: "threshold".into(),
             severity: "critical".into(),
             dimension: "queue".into(),
             key: "billing".into(),
@@ -710,6 +753,43 @@ mod tests {
         assert_eq!(json["created_at"], "2026-11-22T10:00:00Z");
         assert_eq!(json["customer_id"], Value::Null);
         assert_eq!(json["suppressed_count"], 3);
+        assert_eq!(alert_row(&alert)[3], "queue=billing");
+    }
+
+    #[test]
+    fn per_customer_alerts_name_the_customer() {
+        let alert = v1::Alert {
+            alert_id: "al-2".into(),
+            rule: "detractor".into(),
+            kind: "response".into(),
+            severity: "warning".into(),
+            dimension: "queue".into(),
+            key: "billing".into(),
+            customer_id: Some("c-42".into()),
+            interaction_id: Some("i-7".into()),
+            message: "NPS 2 from c-42 on queue billing".into(),
+            created_at: Some(to_timestamp(datetime!(2026-11-22 10:00 UTC))),
+            ..Default::default()
+        };
+        assert_eq!(
+            alert_line(&alert, false),
+            "2026-11-22T10:00:00Z  WARNING  detractor  customer=c-42 queue=billing  \
+             NPS 2 from c-42 on queue billing  [al-2]"
+        );
+        assert_eq!(alert_row(&alert)[3], "customer=c-42 queue=billing");
+        // --json is unchanged: the customer is its own field.
+        assert_eq!(
+            alert_json(&alert),
+            json!({
+                "alert_id": "al-2", "rule": "detractor", "kind": "response",
+                "severity": "warning", "dimension": "queue", "key": "billing",
+                "customer_id": "c-42", "interaction_id": "i-7", "window": null,
+                "metric": null, "value": null, "threshold": null,
+                "message": "NPS 2 from c-42 on queue billing",
+                "created_at": "2026-11-22T10:00:00Z", "suppressed_count": 0,
+                "acknowledged": false, "acknowledged_by": null, "acknowledged_at": null,
+            })
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@ use time::OffsetDateTime;
 use tonic::Request;
 
 use super::{
-    emit, emit_json, fetch_pages, unary, watch_once, Backoff, CliError, CmdResult, Ctx, Page,
+    emit, emit_json, fetch_matching, unary, watch_once, Backoff, CliError, CmdResult, Ctx, Page,
 };
-use crate::output::{self, Align, Table};
+use crate::output;
 use crate::{AlertsAckArgs, AlertsListArgs, AlertsTailArgs};
 
 /// The contract's alert kinds.
@@ -17,6 +17,22 @@ fn since(text: Option<&str>, now: OffsetDateTime) -> Result<Option<OffsetDateTim
     text.map(|t| output::parse_since(t, now))
         .transpose()
         .map_err(|e| CliError::Usage(format!("--since: {e}")))
+}
+
+/// `--kind` (tail and list): each name must be one of [`KINDS`].
+fn check_kinds(kinds: &[String]) -> Result<(), CliError> {
+    match kinds.iter().find(|kind| !KINDS.contains(&kind.as_str())) {
+        Some(kind) => Err(CliError::Usage(format!(
+            "--kind: {kind:?} is not one of {}",
+            KINDS.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether `alert` is of one of `kinds` (none given: every kind).
+fn wanted(kinds: &[String], alert: &v1::Alert) -> bool {
+    kinds.is_empty() || kinds.contains(&alert.kind)
 }
 
 fn print_alert(ctx: &Ctx, alert: &v1::Alert) {
@@ -33,17 +49,7 @@ fn print_alert(ctx: &Ctx, alert: &v1::Alert) {
 pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
     let started = OffsetDateTime::now_utc();
     let mut since = since(args.since.as_deref(), started)?;
-    if let Some(kind) = args
-        .kind
-        .iter()
-        .find(|kind| !KINDS.contains(&kind.as_str()))
-    {
-        return Err(CliError::Usage(format!(
-            "--kind: {kind:?} is not one of {}",
-            KINDS.join(", ")
-        ))
-        .into());
-    }
+    check_kinds(&args.kind)?;
     let mut after = args.after.unwrap_or_default();
     let severity = args.severity.unwrap_or_default();
     let mut client = ctx.alerts().await?;
@@ -57,7 +63,7 @@ pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
         };
         let opened = client.watch_alerts(Request::new(request)).await;
         let dropped = watch_once(opened, &mut established, &mut backoff, |alert| {
-            if args.kind.is_empty() || args.kind.contains(&alert.kind) {
+            if wanted(&args.kind, &alert) {
                 print_alert(ctx, &alert);
             }
             after.clone_from(&alert.alert_id);
@@ -74,8 +80,13 @@ pub async fn tail(ctx: &Ctx, args: AlertsTailArgs) -> CmdResult {
 pub async fn list(ctx: &Ctx, args: AlertsListArgs) -> CmdResult {
     let now = OffsetDateTime::now_utc();
     let since = since(args.since.as_deref(), now)?;
+    check_kinds(&args.kind)?;
+    // ListAlerts has no kind filter: other kinds are dropped here, and
+    // pages fetched until --limit alerts of the wanted kinds.
+    let keep = |alert: &v1::Alert| wanted(&args.kind, alert);
+    let keep: Option<&dyn Fn(&v1::Alert) -> bool> = (!args.kind.is_empty()).then_some(&keep);
     let mut client = ctx.alerts().await?;
-    let (alerts, more) = fetch_pages(args.limit, async |page_size, page_token| {
+    let (alerts, more) = fetch_matching(args.limit, keep, async |page_size, page_token| {
         let request = v1::ListAlertsRequest {
             since: since.map(output::to_timestamp),
             severity: args.severity.clone().unwrap_or_default(),
@@ -103,35 +114,13 @@ pub async fn list(ctx: &Ctx, args: AlertsListArgs) -> CmdResult {
         eprintln!("no alerts");
         return Ok(());
     }
-    let mut table = Table::new(&[
-        ("CREATED", Align::Left),
-        ("SEVERITY", Align::Left),
-        ("RULE", Align::Left),
-        ("SUBJECT", Align::Left),
-        ("+SUPP", Align::Right),
-        ("ACK", Align::Left),
-        ("ALERT", Align::Left),
-        ("MESSAGE", Align::Left),
-    ]);
+    let mut table = output::alert_table();
     for a in &alerts {
-        table.push(vec![
-            output::time_short(output::from_timestamp(a.created_at.as_ref())),
-            a.severity.clone(),
-            a.rule.clone(),
-            format!("{}={}", a.dimension, a.key),
-            a.suppressed_count.to_string(),
-            if a.acknowledged {
-                output::or_dash(a.acknowledged_by.as_deref())
-            } else {
-                "no".to_owned()
-            },
-            a.alert_id.clone(),
-            a.message.clone(),
-        ]);
+        table.push(output::alert_row(a));
     }
     emit(table.render().trim_end());
     if more {
-        eprintln!("(more alerts match; raise --limit, 0 for all)");
+        eprintln!("(more alerts may match; raise --limit, 0 for all)");
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use cx_proto::v1::metrics_service_client::MetricsServiceClient;
 use serde_json::{json, Value};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
@@ -29,6 +29,62 @@ const BODY_EXCERPT: usize = 200;
 /// How long a unary call may take (streams have no deadline).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the HTTP/1.1 probe of a failed gRPC address may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An address option of cxctl: the service and port it should name, and
+/// its default (CONTRACT.md), so that an error can say what to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrOption {
+    pub service: &'static str,
+    /// `gRPC` or `HTTP`.
+    pub port: &'static str,
+    pub option: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+}
+
+impl AddrOption {
+    fn is_grpc(&self) -> bool {
+        self.port == "gRPC"
+    }
+}
+
+pub const INGEST: AddrOption = AddrOption {
+    service: "cx-ingest",
+    port: "gRPC",
+    option: "--ingest",
+    env: "CX_INGEST_ADDR",
+    default: "http://127.0.0.1:50051",
+};
+pub const METRICS: AddrOption = AddrOption {
+    service: "cx-scoring",
+    port: "gRPC",
+    option: "--metrics",
+    env: "CX_METRICS_ADDR",
+    default: "http://127.0.0.1:50052",
+};
+pub const ALERTS: AddrOption = AddrOption {
+    service: "cx-alerting",
+    port: "gRPC",
+    option: "--alerts",
+    env: "CX_ALERTS_ADDR",
+    default: "http://127.0.0.1:50053",
+};
+pub const FOLLOWUP: AddrOption = AddrOption {
+    service: "cx-followup",
+    port: "gRPC",
+    option: "--followup",
+    env: "CX_FOLLOWUP_ADDR",
+    default: "http://127.0.0.1:50054",
+};
+pub const FOLLOWUP_HTTP: AddrOption = AddrOption {
+    service: "cx-followup",
+    port: "HTTP",
+    option: "--followup-http",
+    env: "CX_FOLLOWUP_HTTP_ADDR",
+    default: "http://127.0.0.1:8084",
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -40,8 +96,15 @@ pub enum CliError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot connect to {addr}: {detail}")]
-    Connect { addr: String, detail: String },
+    #[error("cannot connect to {addr}: {}", error_chain(.source.as_ref()))]
+    Connect {
+        addr: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The service is not at the address given: what failed and what to
+    /// check, from [`explain`].
+    #[error("{0}")]
+    Unreachable(String),
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(#[from] Status),
 }
@@ -50,7 +113,7 @@ impl CliError {
     /// 2 when a service could not be reached or failed, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Connect { .. } => 2,
+            CliError::Connect { .. } | CliError::Unreachable(_) => 2,
             CliError::Status(s) if is_transport(s.code()) => 2,
             _ => 1,
         }
@@ -190,7 +253,7 @@ impl Ctx {
         if let Some(token) = self.global.token.as_deref().filter(|t| !t.is_empty()) {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.map_err(|e| http_error(&url, &e))?;
+        let response = request.send().await.map_err(|e| http_error(&url, e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| {
             CliError::Status(Status::unavailable(format!(
@@ -215,13 +278,13 @@ impl Ctx {
 }
 
 /// A request that got no HTTP answer: not reachable (exit 2) or a bad address.
-fn http_error(url: &str, e: &reqwest::Error) -> CliError {
+fn http_error(url: &str, e: reqwest::Error) -> CliError {
     if e.is_builder() {
-        CliError::Usage(format!("bad address {url:?}: {}", error_chain(e)))
+        CliError::Usage(format!("bad address {url:?}: {}", error_chain(&e)))
     } else if e.is_connect() {
         CliError::Connect {
             addr: url.to_owned(),
-            detail: error_chain(e),
+            source: Box::new(e),
         }
     } else if e.is_timeout() {
         CliError::Status(Status::deadline_exceeded(format!(
@@ -231,7 +294,7 @@ fn http_error(url: &str, e: &reqwest::Error) -> CliError {
     } else {
         CliError::Status(Status::unavailable(format!(
             "GET {url}: {}",
-            error_chain(e)
+            error_chain(&e)
         )))
     }
 }
@@ -295,8 +358,109 @@ async fn connect(addr: &str) -> Result<Channel, CliError> {
         .connect_timeout(CONNECT_TIMEOUT);
     endpoint.connect().await.map_err(|e| CliError::Connect {
         addr: uri,
-        detail: error_chain(&e),
+        source: Box::new(e),
     })
+}
+
+/// Says plainly why `addr`, given for `option`, did not lead to its
+/// service and what to check: nothing listens there, the host does not
+/// resolve, it answered but not in gRPC (an HTTP port), or it is another
+/// gRPC service. Any other error is returned as it is.
+pub async fn explain(error: CliError, option: &AddrOption, addr: &str) -> CliError {
+    // host:port only: the address may carry user:password@.
+    let Some(at) = host_port(&endpoint_uri(addr)) else {
+        return error;
+    };
+    let default = host_port(option.default).unwrap_or_default();
+    let (service, port) = (option.service, option.port);
+    let set = format!("set with {} or {}", option.option, option.env);
+    let text = match &error {
+        CliError::Connect { source, .. } => {
+            if refused(source.as_ref()) {
+                format!(
+                    "nothing listens on {at}: is {service} running, and is this its {port} \
+                     port? (default {default}; {set})"
+                )
+            } else if tokio::net::lookup_host(at.as_str()).await.is_err() {
+                format!(
+                    "cannot resolve the host name of {at}: is it spelt right? \
+                     ({service}'s {port} address is {default} by default; {set})"
+                )
+            } else {
+                return error;
+            }
+        }
+        CliError::Status(s) if option.is_grpc() => {
+            if not_grpc(s, &at).await {
+                format!(
+                    "{at} answered, but not with gRPC: this looks like an HTTP port; \
+                     {service}'s gRPC port is {default} by default ({set})"
+                )
+            } else if s.code() == Code::Unimplemented {
+                let said = if s.message().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.message())
+                };
+                format!(
+                    "{at} speaks gRPC, but does not serve this call of {service} \
+                     (UNIMPLEMENTED{said}): is this another service's port? \
+                     {service}'s gRPC port is {default} by default ({set})"
+                )
+            } else {
+                return error;
+            }
+        }
+        _ => return error,
+    };
+    CliError::Unreachable(text)
+}
+
+/// `host:port` of an address URI, the port defaulting by scheme.
+fn host_port(uri: &str) -> Option<String> {
+    let uri: Uri = uri.parse().ok()?;
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    Some(format!("{}:{port}", uri.host()?))
+}
+
+/// Whether the connection was refused: nothing listens on that port.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Whether a call's status shows an answer that is not gRPC: an HTTP
+/// response without grpc-status (tonic then infers the code from the HTTP
+/// status, as from the services' HTTP ports, which also speak h2c), or a
+/// connection that broke under us at an address that answers HTTP/1.1.
+async fn not_grpc(status: &Status, at: &str) -> bool {
+    if status.message().starts_with("grpc-status header missing") {
+        return true;
+    }
+    // A source means the error is local (transport), not the server's status.
+    if !is_transport(status.code()) || std::error::Error::source(status).is_none() {
+        return false;
+    }
+    // A gRPC server does not answer HTTP/1.1; no token is sent.
+    let Ok(client) = reqwest::Client::builder()
+        .http1_only()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+    else {
+        return false;
+    };
+    client.get(format!("http://{at}/")).send().await.is_ok()
 }
 
 /// An error and its sources, `: `-separated (tonic's own text is just "transport error").
@@ -336,6 +500,18 @@ pub struct Page<T> {
 /// may match than were returned.
 pub async fn fetch_pages<T>(
     limit: u32,
+    fetch_page: impl AsyncFnMut(u32, String) -> Result<Page<T>, Exit>,
+) -> Result<(Vec<T>, bool), Exit> {
+    fetch_matching(limit, None, fetch_page).await
+}
+
+/// [`fetch_pages`] that keeps only the items `keep` accepts (when set), for
+/// a filter the service lacks: `limit` counts kept items, so pages are
+/// fetched until that many match. Filtered pages are asked at full size, as
+/// most of a page may be dropped.
+pub async fn fetch_matching<T>(
+    limit: u32,
+    keep: Option<&dyn Fn(&T) -> bool>,
     mut fetch_page: impl AsyncFnMut(u32, String) -> Result<Page<T>, Exit>,
 ) -> Result<(Vec<T>, bool), Exit> {
     let limit = if limit == 0 { u32::MAX } else { limit };
@@ -344,18 +520,27 @@ pub async fn fetch_pages<T>(
     let mut more = false;
     loop {
         let remaining = limit - u32::try_from(items.len()).unwrap_or(u32::MAX);
-        let page = fetch_page(remaining.min(PAGE_SIZE), page_token.clone()).await?;
+        let page_size = if keep.is_some() {
+            PAGE_SIZE
+        } else {
+            remaining.min(PAGE_SIZE)
+        };
+        let page = fetch_page(page_size, page_token.clone()).await?;
         let room = usize::try_from(remaining).unwrap_or(usize::MAX);
         let got = page.items.len();
-        items.extend(page.items.into_iter().take(room));
-        if got > room {
+        let mut matching = page
+            .items
+            .into_iter()
+            .filter(|item| keep.is_none_or(|keep| keep(item)));
+        items.extend(matching.by_ref().take(room));
+        if matching.next().is_some() {
             more = true;
             break;
         }
         if page.next_page_token.is_empty() || got == 0 {
             break;
         }
-        if got == room {
+        if items.len() == usize::try_from(limit).unwrap_or(usize::MAX) {
             more = true;
             break;
         }
@@ -398,7 +583,9 @@ pub fn report(error: &CliError, json: bool, has_token: bool) {
             s.message().to_owned(),
             status_violations(s),
         ),
-        CliError::Connect { .. } => ("UNAVAILABLE", error.to_string(), Vec::new()),
+        CliError::Connect { .. } | CliError::Unreachable(_) => {
+            ("UNAVAILABLE", error.to_string(), Vec::new())
+        }
         CliError::Usage(_) | CliError::Read { .. } => {
             ("INVALID_ARGUMENT", error.to_string(), Vec::new())
         }
@@ -447,6 +634,14 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
+    let g = &ctx.global;
+    let (option, addr) = match &command {
+        Command::Submit(_) => (&INGEST, &g.ingest),
+        Command::Alerts(_) => (&ALERTS, &g.alerts),
+        Command::Tasks(_) => (&FOLLOWUP, &g.followup),
+        Command::Metrics(_) => (&METRICS, &g.metrics),
+        Command::Stats(_) => (&FOLLOWUP_HTTP, &g.followup_http),
+    };
     let result: CmdResult = match command {
         Command::Submit(args) => submit::run(ctx, args).await,
         Command::Alerts(AlertsCommand::Tail(args)) => alerts::tail(ctx, args).await,
@@ -465,7 +660,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<ExitCode, CliError> {
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(Exit::Code(code)) => Ok(code),
-        Err(Exit::Error(e)) => Err(e),
+        Err(Exit::Error(e)) => Err(explain(e, option, addr).await),
     }
 }
 
@@ -553,6 +748,7 @@ pub async fn watch_once<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
     use tonic_types::ErrorDetails;
 
     #[test]
@@ -623,8 +819,17 @@ mod tests {
 
     /// A service holding `total` items, answering pages of at most `page_size`.
     async fn list_of(total: usize, limit: u32) -> (Vec<usize>, bool, Vec<u32>) {
+        matching_of(total, limit, None).await
+    }
+
+    /// [`list_of`] keeping only what `keep` accepts.
+    async fn matching_of(
+        total: usize,
+        limit: u32,
+        keep: Option<&dyn Fn(&usize) -> bool>,
+    ) -> (Vec<usize>, bool, Vec<u32>) {
         let mut asked = Vec::new();
-        let (items, more) = fetch_pages(limit, async |page_size, page_token| {
+        let (items, more) = fetch_matching(limit, keep, async |page_size, page_token| {
             asked.push(page_size);
             let start: usize = if page_token.is_empty() {
                 0
@@ -662,5 +867,201 @@ mod tests {
         let (items, more, _) = list_of(300, 1000).await;
         assert_eq!(items.len(), 300);
         assert!(!more);
+    }
+
+    #[tokio::test]
+    async fn fetch_matching_fills_the_limit_with_kept_items() {
+        // Every tenth item is kept: 120 of 1200.
+        let keep = |i: &usize| i.is_multiple_of(10);
+        let tenths = |n: usize| (0..n).step_by(10).collect::<Vec<_>>();
+        // 50 kept per page of 500: a limit of 100 takes two pages.
+        let (items, more, asked) = matching_of(1200, 100, Some(&keep)).await;
+        assert_eq!(items, tenths(1000));
+        assert!(more);
+        assert_eq!(asked, [500, 500]);
+        // Kept items left on the page: more match.
+        let (items, more, asked) = matching_of(1200, 30, Some(&keep)).await;
+        assert_eq!(items, tenths(300));
+        assert!(more);
+        assert_eq!(asked, [500]);
+        // Fewer kept than the limit: every page, nothing more.
+        let (items, more, asked) = matching_of(1200, 500, Some(&keep)).await;
+        assert_eq!(items, tenths(1200));
+        assert!(!more);
+        assert_eq!(asked, [500, 500, 500]);
+    }
+
+    /// Never in an error message.
+    const TOKEN: &str = "tok-secret-42";
+
+    /// Runs cxctl with `args` (as `run` does) and returns its error.
+    async fn failure(args: &[&str]) -> CliError {
+        let cli = Cli::try_parse_from(["cxctl", "--token", TOKEN].iter().chain(args)).unwrap();
+        let ctx = Ctx::new(cli.global).unwrap();
+        let error = dispatch(&ctx, cli.command).await.unwrap_err();
+        assert!(!error.to_string().contains(TOKEN));
+        error
+    }
+
+    #[tokio::test]
+    async fn alerts_list_checks_kinds_as_tail_does() {
+        for command in ["list", "tail"] {
+            let error = failure(&["alerts", command, "--kind", "response,spik"]).await;
+            assert_eq!(
+                error.to_string(),
+                r#"--kind: "spik" is not one of response, keyword, threshold, spike"#
+            );
+            assert_eq!(error.exit_code(), 1);
+        }
+    }
+
+    /// A free port: bound, then released.
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_names_the_service_and_its_port() {
+        let addr = closed_port();
+        let error = failure(&["--alerts", &addr, "alerts", "list"]).await;
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "nothing listens on {addr}: is cx-alerting running, and is this its gRPC port? \
+                 (default 127.0.0.1:50053; set with --alerts or CX_ALERTS_ADDR)"
+            )
+        );
+        assert_eq!(error.exit_code(), 2);
+        let error = failure(&["--followup-http", &addr, "stats"]).await;
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "nothing listens on {addr}: is cx-followup running, and is this its HTTP port? \
+                 (default 127.0.0.1:8084; set with --followup-http or CX_FOLLOWUP_HTTP_ADDR)"
+            )
+        );
+    }
+
+    /// Serves every connection on 127.0.0.1 with `answer(stream)`.
+    async fn serve<F: std::future::Future<Output = std::io::Result<()>> + Send + 'static>(
+        answer: fn(tokio::net::TcpStream) -> F,
+    ) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer(stream));
+            }
+        });
+        addr
+    }
+
+    /// An HTTP/1.1-only server: 400 to anything.
+    async fn http1_bad_request(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = stream.read(&mut [0; 1024]).await?;
+        stream
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )
+            .await?;
+        stream.shutdown().await
+    }
+
+    /// What a service's HTTP port (axum, which also speaks h2c) answers a
+    /// gRPC call: an HTTP/2 404 without grpc-status.
+    async fn h2c_not_found(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The client preface; our SETTINGS (none); the client's frames
+        // (9-byte header, then payload) up to the request's HEADERS.
+        stream.read_exact(&mut [0; 24]).await?;
+        stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
+        loop {
+            let mut head = [0; 9];
+            stream.read_exact(&mut head).await?;
+            let mut payload = vec![0; usize::from(head[1]) << 8 | usize::from(head[2])];
+            stream.read_exact(&mut payload).await?;
+            if head[3] == 1 {
+                break;
+            }
+        }
+        // SETTINGS ack; HEADERS on stream 1, END_STREAM | END_HEADERS,
+        // `:status 404` (HPACK static index 13).
+        let answer = [0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 1, 1, 5, 0, 0, 0, 1, 0x8d];
+        stream.write_all(&answer).await?;
+        let _ = stream.read(&mut [0; 1024]).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_http_port_is_named_as_such() {
+        for addr in [serve(http1_bad_request).await, serve(h2c_not_found).await] {
+            for command in ["list", "tail"] {
+                let error = tokio::time::timeout(
+                    Duration::from_secs(20),
+                    failure(&["--alerts", &addr, "alerts", command]),
+                )
+                .await
+                .unwrap();
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "{addr} answered, but not with gRPC: this looks like an HTTP port; \
+                         cx-alerting's gRPC port is 127.0.0.1:50053 by default \
+                         (set with --alerts or CX_ALERTS_ADDR)"
+                    ),
+                    "alerts {command}"
+                );
+                assert_eq!(error.exit_code(), 2);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn another_grpc_service_is_named() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // A gRPC server serving nothing: UNIMPLEMENTED to every call.
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::default())
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let error = failure(&["--followup", &addr, "tasks", "show", "t-1"]).await;
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{addr} speaks gRPC, but does not serve this call of cx-followup \
+                 (UNIMPLEMENTED): is this another service's port? cx-followup's gRPC port is \
+                 127.0.0.1:50054 by default (set with --followup or CX_FOLLOWUP_ADDR)"
+            )
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_host_is_named() {
+        // .invalid never resolves (RFC 6761).
+        let error = failure(&["--metrics", "http://cx.invalid:50052", "metrics"]).await;
+        assert_eq!(
+            error.to_string(),
+            "cannot resolve the host name of cx.invalid:50052: is it spelt right? \
+             (cx-scoring's gRPC address is 127.0.0.1:50052 by default; \
+             set with --metrics or CX_METRICS_ADDR)"
+        );
+        assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn address_options_match_the_command_line() {
+        let command = <Cli as clap::CommandFactory>::command();
+        for option in [INGEST, METRICS, ALERTS, FOLLOWUP, FOLLOWUP_HTTP] {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == option.option.strip_prefix("--"))
+                .unwrap();
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new(option.env)));
+        }
     }
 }

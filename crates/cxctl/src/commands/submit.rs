@@ -12,7 +12,7 @@ use cx_proto::v1::ingest_service_client::IngestServiceClient;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::{emit, emit_json, report, unary, CliError, CmdResult, Ctx, Exit, Svc};
+use super::{emit, emit_json, explain, report, unary, CliError, CmdResult, Ctx, Exit, Svc, INGEST};
 use crate::input::{self, Format};
 use crate::SubmitArgs;
 
@@ -99,7 +99,7 @@ pub async fn run(ctx: &Ctx, args: SubmitArgs) -> CmdResult {
     let mut failure = None;
     if !args.dry_run && !to_send.is_empty() {
         if let Err(e) = send(ctx, to_send, args.batch_size as usize, &mut outcomes).await {
-            failure = Some(e);
+            failure = Some(explain(e, &INGEST, &ctx.global.ingest).await);
         }
     }
 
@@ -347,7 +347,7 @@ mod tests {
         let unauthenticated = CliError::Status(tonic::Status::unauthenticated("unknown token"));
         let away = CliError::Connect {
             addr: "http://127.0.0.1:1".into(),
-            detail: "refused".into(),
+            source: "refused".into(),
         };
         let failed = CliError::Status(tonic::Status::unavailable("kafka unavailable"));
         assert_eq!(exit_code(Some(&denied), &none), 1);
