@@ -805,6 +805,13 @@ async fn a_digest_cut_short_by_shutdown_is_sent_after_restart_not_dead_lettered(
     .await;
     stop.cancel();
     running.await.unwrap();
+    // Its lock is given back: another replica need not wait for it to lapse.
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(format!("{digest_key}:lock"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(lock, None, "the stopped flusher's digest lock");
     let dead = read_topic(
         &config.kafka.brokers,
         &config.kafka.topics.deadletter,

@@ -158,10 +158,8 @@ where
     tokio::spawn(async move {
         match subscribe_when_ready(&kafka, &topics, &settings, &stop).await? {
             Some(stream) => {
-                let lag = LagReport::start(&stream, &settings, &stop);
-                let result = run(&stream, &settings, &mut handler, &stop).await;
-                lag.stop();
-                result
+                let _lag = LagReport::start(&stream, &settings);
+                run(&stream, &settings, &mut handler, &stop).await
             }
             None => Ok(()),
         }
@@ -179,10 +177,8 @@ pub fn spawn_staged<H: StagedHandler>(
     tokio::spawn(async move {
         match subscribe_when_ready(&kafka, &topics, &settings, &stop).await? {
             Some(stream) => {
-                let lag = LagReport::start(&stream, &settings, &stop);
-                let result = run_staged(&stream, &settings, Arc::new(handler), &stop).await;
-                lag.stop();
-                result
+                let _lag = LagReport::start(&stream, &settings);
+                run_staged(&stream, &settings, Arc::new(handler), &stop).await
             }
             None => Ok(()),
         }
@@ -207,49 +203,66 @@ async fn subscribe_when_ready(
 /// that consumes. Apart from it because the loop does not poll the
 /// consumer while a batch is retried, and a stuck group is when lag
 /// matters most. Lag counts from the committed offsets, so it is the
-/// records whose effects are not yet durable.
+/// records whose effects are not yet durable. Dropping it (the consumer
+/// task ended or unwound) stops it.
 struct LagReport {
     task: tokio::task::JoinHandle<()>,
+    /// Cut short a measurement in progress.
+    stopped: CancellationToken,
 }
 
-/// Longest wait for one broker answer while measuring lag.
-const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest time one measurement may take, all its broker queries
+/// together: while one runs it keeps the consumer open, which delays the
+/// consumer's LeaveGroup at shutdown by as much.
+const LAG_MEASURE_BUDGET: Duration = Duration::from_secs(2);
 
 impl LagReport {
-    fn start(
-        consumer: &Arc<StreamConsumer>,
-        settings: &ConsumerSettings,
-        stop: &CancellationToken,
-    ) -> LagReport {
+    fn start(consumer: &Arc<StreamConsumer>, settings: &ConsumerSettings) -> LagReport {
         use crate::telemetry::{KAFKA_CONSUMER_ASSIGNED_PARTITIONS, KAFKA_CONSUMER_LAG};
         let group = settings.group_id.clone();
         let lag = metrics::gauge!(KAFKA_CONSUMER_LAG, "group" => group.clone());
         let assigned = metrics::gauge!(KAFKA_CONSUMER_ASSIGNED_PARTITIONS, "group" => group);
-        let (consumer, interval, stop) = (consumer.clone(), settings.lag_interval, stop.clone());
+        // Weak: the consumer closes (and leaves its group) when the loop
+        // that owns it is done, not when this task next looks.
+        let (consumer, interval) = (Arc::downgrade(consumer), settings.lag_interval);
+        // Until the loop is done (drop), not until `stop`: the loop still
+        // commits its last batches after that.
+        let stopped = CancellationToken::new();
+        let stopping = stopped.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stopping.cancelled() => return,
                     _ = tokio::time::sleep(interval) => {}
                 }
                 // Blocking broker queries: off the async workers.
-                let measuring = consumer.clone();
-                match tokio::task::spawn_blocking(move || measure_lag(&measuring)).await {
-                    Ok(Ok(measured)) => {
+                let (measuring, stopping) = (consumer.clone(), stopping.clone());
+                let measured = tokio::task::spawn_blocking(move || {
+                    measuring
+                        .upgrade()
+                        .map(|consumer| measure_lag(&consumer, &stopping))
+                })
+                .await;
+                match measured {
+                    Ok(Some(Ok(measured))) => {
                         lag.set(measured.records as f64);
                         assigned.set(measured.partitions as f64);
                     }
+                    Ok(None) => return,
                     // The broker's health is /readyz's: the gauges keep
                     // their last value.
-                    Ok(Err(error)) => tracing::debug!(%error, "consumer lag not measured"),
+                    Ok(Some(Err(error))) => tracing::debug!(%error, "consumer lag not measured"),
                     Err(error) => std::panic::resume_unwind(error.into_panic()),
                 }
             }
         });
-        LagReport { task }
+        LagReport { task, stopped }
     }
+}
 
-    fn stop(self) {
+impl Drop for LagReport {
+    fn drop(&mut self) {
+        self.stopped.cancel();
         self.task.abort();
     }
 }
@@ -262,29 +275,39 @@ struct GroupLag {
     records: i64,
 }
 
-fn measure_lag(consumer: &StreamConsumer) -> Result<GroupLag, KafkaError> {
-    let committed = consumer.committed(LAG_QUERY_TIMEOUT)?;
+/// One measurement, within [`LAG_MEASURE_BUDGET`]; given up once `stop` is
+/// cancelled.
+fn measure_lag(consumer: &StreamConsumer, stop: &CancellationToken) -> Result<GroupLag, String> {
+    let deadline = std::time::Instant::now() + LAG_MEASURE_BUDGET;
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let committed = consumer.committed(left()).map_err(|e| e.to_string())?;
     let mut lag = GroupLag {
         partitions: committed.count(),
         records: 0,
     };
     for partition in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(
-            partition.topic(),
-            partition.partition(),
-            LAG_QUERY_TIMEOUT,
-        )?;
+        if stop.is_cancelled() || left().is_zero() {
+            return Err("measurement cut short".into());
+        }
+        // A partition whose commit could not be read would count as all
+        // still to do.
+        partition.error().map_err(|e| e.to_string())?;
+        let (low, high) = consumer
+            .fetch_watermarks(partition.topic(), partition.partition(), left())
+            .map_err(|e| e.to_string())?;
         lag.records += partition_lag(partition.offset(), low, high);
     }
     Ok(lag)
 }
 
-/// Records of one partition not yet committed.
+/// Offsets of one partition past its commit (records, but for
+/// transaction markers and compacted gaps, which cxloop's topics do not
+/// have).
 fn partition_lag(committed: Offset, low: i64, high: i64) -> i64 {
     match committed {
         Offset::Offset(committed) => (high - committed.max(low)).max(0),
         // Nothing committed yet: with `auto.offset.reset=earliest`
-        // everything the partition holds is still to do.
+        // (cxloop's) everything the partition holds is still to do.
         _ => (high - low).max(0),
     }
 }

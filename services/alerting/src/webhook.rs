@@ -648,24 +648,46 @@ impl DigestFlusher {
             .unzip();
         if !alerts.is_empty() {
             let body = digest_payload(destination, &alerts);
-            let delivered = tokio::select! {
-                delivered = self.sender.deliver(destination, &body, stop) => delivered,
+            // Delivery and, when it fails, the dead letters: the lock is
+            // held for both.
+            let send = async {
+                match self.sender.deliver(destination, &body, stop).await {
+                    Ok(_) => {
+                        metrics::counter!(telemetry::WEBHOOK_DELIVERIES_TOTAL, "destination" => destination.name.clone(), "result" => "digest")
+                            .increment(1);
+                        Ok(())
+                    }
+                    // Stopping cut the retries short: the digest stays taken
+                    // (its `sending` list), and the next flush, here or in
+                    // another replica, sends it again.
+                    Err(_) if stop.is_cancelled() => Err(Unsent::Stopped),
+                    Err(failure) => {
+                        let reason = format!(
+                            "webhook {} digest failed after {} attempts: {}",
+                            destination.name, failure.attempts, failure.last_error
+                        );
+                        self.dead_letter_digest(&raw, &alerts, &reason)
+                            .await
+                            .map_err(Unsent::Failed)
+                    }
+                }
+            };
+            let sent = tokio::select! {
+                sent = send => sent,
                 never = self.hold_lock(&lock, instance, lock_ms) => match never {},
             };
-            match delivered {
-                Ok(_) => metrics::counter!(telemetry::WEBHOOK_DELIVERIES_TOTAL, "destination" => destination.name.clone(), "result" => "digest")
-                    .increment(1),
-                // Stopping cut the retries short: the digest stays taken
-                // (its `sending` list), and the next flush, here or in
-                // another replica once the lock lapses, sends it again.
-                Err(_) if stop.is_cancelled() => return Err("stopping".into()),
-                Err(failure) => {
-                    let reason = format!(
-                        "webhook {} digest failed after {} attempts: {}",
-                        destination.name, failure.attempts, failure.last_error
-                    );
-                    self.dead_letter_digest(&raw, &alerts, &reason).await?;
+            match sent {
+                Ok(()) => {}
+                Err(Unsent::Stopped) => {
+                    // Another replica need not wait for the lock to lapse.
+                    let _ = redis::Script::new(RELEASE_DIGEST_LOCK)
+                        .key(&lock)
+                        .arg(instance)
+                        .invoke_async::<i64>(&mut conn)
+                        .await;
+                    return Err("stopping".into());
                 }
+                Err(Unsent::Failed(error)) => return Err(error),
             }
         }
         // Only while the lock is still this instance's: a delivery that
@@ -725,6 +747,19 @@ const RENEW_DIGEST_LOCK: &str = r#"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
+"#;
+
+/// Why a digest's sending ended without reaching the receiver or the
+/// dead-letter topic.
+enum Unsent {
+    Stopped,
+    Failed(String),
+}
+
+/// Drops the lock (KEYS[1]) if it is still the caller's (ARGV[1]).
+const RELEASE_DIGEST_LOCK: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 "#;
 
 /// Ends a flush: drops the sent digest and the lock if the lock is still
