@@ -597,14 +597,42 @@ fn file_properties(
 /// Whether librdkafka takes this property (a known name, a valid value),
 /// checked at load: a consumer-only property is otherwise first seen when
 /// a consumer is created, after the service has started. The message
-/// leaves out the value of a secret.
+/// leaves out the value of a secret. Also refuses the values that would
+/// undo cxloop's delivery guarantees (see [`weakens_a_guarantee`]).
 fn librdkafka_accepts(name: &str, value: &str) -> Result<(), String> {
+    if let Some(reason) = weakens_a_guarantee(name, value) {
+        return Err(format!("{name}={value} is not allowed: {reason}"));
+    }
     let mut config = rdkafka::ClientConfig::new();
     config.set(name, value);
     match config.create_native_config() {
         Ok(_) => Ok(()),
         Err(_) if is_secret_property(name) => Err(format!("librdkafka refuses {name}")),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Why a pass-through property would undo a guarantee cxloop's clients
+/// are built on, if it would. The clients set these values after the
+/// pass-through ones anyway; refusing them at load tells the operator
+/// instead of ignoring what they asked for.
+fn weakens_a_guarantee(name: &str, value: &str) -> Option<&'static str> {
+    let value = value.trim().to_ascii_lowercase();
+    match name {
+        "enable.auto.commit" | "enable.auto.offset.store" if value != "false" => Some(
+            "cxloop commits a batch's offsets itself, once its effects are durable; \
+             automatic commits would pass over records a crash left unhandled",
+        ),
+        "auto.offset.reset" if !matches!(value.as_str(), "earliest" | "smallest" | "beginning") => {
+            Some(
+                "a consumer group without a committed offset (new, or its offsets expired) \
+                 would skip the records already on the topic; cxloop starts from the earliest",
+            )
+        }
+        "acks" | "request.required.acks" if !matches!(value.as_str(), "all" | "-1") => Some(
+            "an interaction is accepted once every in-sync replica has it (the contract's acks=all)",
+        ),
+        _ => None,
     }
 }
 
@@ -809,6 +837,49 @@ mod tests {
             err.contains("sasl.password.typo") && !err.contains("hunter7"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn properties_that_would_undo_a_guarantee_are_refused_naming_the_source() {
+        for (variable, list) in [
+            ("CX_KAFKA_PROPERTIES", "enable.auto.commit=true"),
+            ("CX_KAFKA_PROPERTIES", "enable.auto.offset.store=true"),
+            ("CX_KAFKA_PROPERTIES", "auto.offset.reset=latest"),
+            ("CX_KAFKA_PROPERTIES", "acks=1"),
+            ("CX_KAFKA_PROPERTIES", "request.required.acks=0"),
+            (
+                "CX_KAFKA_GROUP_PROPERTIES",
+                "cx-scoring:auto.offset.reset=latest",
+            ),
+        ] {
+            let err = Config::from_parts(
+                ServiceName::Scoring,
+                toml::Table::new(),
+                &env(&[(variable, list)]),
+            )
+            .unwrap_err()
+            .to_string();
+            let name = list.split_once('=').unwrap().0.rsplit(':').next().unwrap();
+            assert!(
+                err.contains(variable) && err.contains(name) && err.contains("not allowed"),
+                "{list}: {err}"
+            );
+        }
+        let file: toml::Table = "[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n"
+            .parse()
+            .unwrap();
+        let err = Config::from_parts(ServiceName::Scoring, file, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kafka.properties.auto.offset.reset"), "{err}");
+        // The values cxloop sets itself are fine to repeat.
+        let same = "enable.auto.commit=false;auto.offset.reset=earliest;acks=all;acks=-1";
+        Config::from_parts(
+            ServiceName::Scoring,
+            toml::Table::new(),
+            &env(&[("CX_KAFKA_PROPERTIES", same)]),
+        )
+        .unwrap();
     }
 
     #[test]
