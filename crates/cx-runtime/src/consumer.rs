@@ -136,10 +136,12 @@ fn consumer_config(kafka: &KafkaConfig, settings: &ConsumerSettings) -> rdkafka:
             config.set(name, value);
         }
     }
-    // The at-least-once promise rests on these two: a pass-through cannot undo them.
+    // The at-least-once promise rests on these: a pass-through cannot undo
+    // them (config refuses them at load too).
     config
         .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
     config
 }
 
@@ -721,6 +723,7 @@ mod tests {
             [
                 ("fetch.wait.max.ms", "100"),
                 ("enable.auto.commit", "true"),
+                ("auto.offset.reset", "latest"),
                 ("linger.ms", "50"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -729,6 +732,7 @@ mod tests {
         let slow = consumer_config(&kafka, &ConsumerSettings::new("slow", vec!["t".into()]));
         assert_eq!(slow.get("fetch.wait.max.ms"), Some("100"));
         assert_eq!(slow.get("enable.auto.commit"), Some("false"));
+        assert_eq!(slow.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(slow.get("linger.ms"), None, "producer-only, stripped");
         assert_eq!(slow.get("group.id"), Some("slow"));
         let other = consumer_config(&kafka, &ConsumerSettings::new("other", vec!["t".into()]));
