@@ -575,6 +575,100 @@ max_backoff_ms = 100
     alerting.stop().await;
 }
 
+/// Alerts past a destination's rate limit go to its digest; a digest that
+/// cannot be delivered is dead-lettered alert by alert, each naming its
+/// record's partition and offset on cx.alerts.v1 as any dead letter does.
+#[tokio::test]
+async fn an_undeliverable_digest_is_dead_lettered_with_each_alerts_position() {
+    require_stack().await;
+    let iso = Isolation::new();
+    let dead_port = free_port();
+    let extra = format!(
+        r#"
+[[alerting.rules]]
+name = "detractor"
+kind = "response"
+severity = "warning"
+
+[[alerting.destinations]]
+name = "down"
+url = "http://127.0.0.1:{dead_port}/hook"
+rate_limit_per_minute = 1
+
+[alerting.routes.queues]
+q-dig = ["down"]
+
+[alerting.webhooks]
+attempts = 2
+initial_backoff_ms = 20
+max_backoff_ms = 50
+digest_interval_s = 1
+"#
+    );
+    let config = config(&iso, &extra, &[]);
+    let alerting = RunningAlerting::start(config.clone()).await;
+    let detractors: Vec<_> = (1..=3)
+        .map(|i| {
+            let customer = format!("cust-dig-{i}");
+            let one = interaction(
+                &format!("dig-{i}"),
+                &customer,
+                "q-dig",
+                0,
+                Duration::from_secs(10),
+            );
+            (None, scored(one, None))
+        })
+        .collect();
+    produce_scored(&config, &detractors).await;
+
+    // One sent (and dead-lettered) alone, two through the digest.
+    let dead = read_topic(
+        &config.kafka.brokers,
+        &config.kafka.topics.deadletter,
+        3,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await;
+    alerting.stop().await;
+    assert_eq!(dead.len(), 3, "{dead:#?}");
+    let digested = dead
+        .iter()
+        .filter(|d| header_str(d, "cx-error").is_some_and(|e| e.contains("digest failed")))
+        .count();
+    assert_eq!(digested, 2, "{dead:#?}");
+    let alerts = read_topic(
+        &config.kafka.brokers,
+        &config.kafka.topics.alerts,
+        3,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
+    .await;
+    for letter in &dead {
+        assert_eq!(
+            header_str(letter, "cx-source-topic").as_deref(),
+            Some(config.kafka.topics.alerts.as_str())
+        );
+        let position: (i32, i64) = (
+            header_str(letter, "cx-source-partition")
+                .unwrap()
+                .parse()
+                .unwrap(),
+            header_str(letter, "cx-source-offset")
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        let source = alerts
+            .iter()
+            .find(|a| (a.partition, a.offset) == position)
+            .unwrap_or_else(|| panic!("no alert at {position:?}: {letter:#?}"));
+        assert_eq!(source.payload, letter.payload, "the alert at {position:?}");
+    }
+}
+
 /// A digest flusher for destination `ops` at `url`, on the test's Redis
 /// prefix and topics; retries 2 s apart.
 fn digest_flusher(

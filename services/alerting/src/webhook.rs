@@ -426,10 +426,13 @@ impl DeliveryHandler {
         format!("{}:alerting:digest:{destination}", self.prefix)
     }
 
+    /// `position`: the alert's partition and offset on cx.alerts.v1, kept
+    /// with it in the digest for its dead letter.
     async fn admit(
         &self,
         destination: &Destination,
         alert: &Alert,
+        position: (i32, i64),
         json: &[u8],
     ) -> Result<String, redis::RedisError> {
         let minute = time::OffsetDateTime::now_utc().unix_timestamp() / 60;
@@ -442,7 +445,7 @@ impl DeliveryHandler {
             ))
             .key(self.digest_key(&destination.name))
             .arg(destination.rate_limit_per_minute)
-            .arg(json)
+            .arg(DigestEntry::encode(position, json))
             .arg(DONE_TTL_S)
             .invoke_async(&mut conn)
             .await
@@ -470,7 +473,12 @@ impl DeliveryHandler {
     ) -> Result<(), String> {
         let json = message.payload().unwrap_or_default();
         let admitted = self
-            .admit(destination, alert, json)
+            .admit(
+                destination,
+                alert,
+                (message.partition(), message.offset()),
+                json,
+            )
             .await
             .map_err(|e| format!("redis: {e}"))?;
         let name = destination.name.clone();
@@ -555,29 +563,73 @@ pub struct DigestFlusher {
     pub alerts_topic: String,
 }
 
+/// An alert as a digest holds it: its record's position on cx.alerts.v1
+/// (`partition:offset`, a line of its own), then the record's JSON.
+/// Entries written before positions were kept are the JSON alone.
+struct DigestEntry<'a> {
+    partition: i32,
+    offset: i64,
+    json: &'a [u8],
+}
+
+impl<'a> DigestEntry<'a> {
+    fn encode((partition, offset): (i32, i64), json: &[u8]) -> Vec<u8> {
+        let mut entry = format!("{partition}:{offset}\n").into_bytes();
+        entry.extend_from_slice(json);
+        entry
+    }
+
+    fn decode(entry: &'a [u8]) -> DigestEntry<'a> {
+        let unknown = DigestEntry {
+            partition: -1,
+            offset: -1,
+            json: entry,
+        };
+        if entry.first() == Some(&b'{') {
+            return unknown;
+        }
+        let Some(newline) = entry.iter().position(|&b| b == b'\n') else {
+            return unknown;
+        };
+        let position = std::str::from_utf8(&entry[..newline])
+            .ok()
+            .and_then(|line| line.split_once(':'))
+            .and_then(|(partition, offset)| Some((partition.parse().ok()?, offset.parse().ok()?)));
+        match position {
+            Some((partition, offset)) => DigestEntry {
+                partition,
+                offset,
+                json: &entry[newline + 1..],
+            },
+            None => unknown,
+        }
+    }
+}
+
 impl DigestFlusher {
-    /// Digested alerts that could not be sent go to the dead-letter topic;
-    /// their Kafka origin is not known here, so partition and offset are -1.
+    /// Digested alerts that could not be sent go to the dead-letter topic,
+    /// each with its record's position on cx.alerts.v1 (-1 for entries
+    /// kept before positions were).
     async fn dead_letter_digest(
         &self,
-        raw: &[&Vec<u8>],
+        entries: &[DigestEntry<'_>],
         alerts: &[Alert],
         reason: &str,
     ) -> Result<(), String> {
         let producer = self.producer.get();
-        for (json, alert) in raw.iter().zip(alerts) {
+        for (entry, alert) in entries.iter().zip(alerts) {
             cx_runtime::kafka::DeadLetter {
                 error: reason,
                 consumer_group: &self.dead_letters.consumer_group,
                 source_topic: &self.alerts_topic,
-                source_partition: -1,
-                source_offset: -1,
+                source_partition: entry.partition,
+                source_offset: entry.offset,
             }
             .publish(
                 &producer,
                 &self.dead_letters.topic,
                 Some(alert.kafka_key().as_bytes()),
-                Some(json),
+                Some(entry.json),
             )
             .await
             .map_err(|e| format!("dead-letter publish failed: {e}"))?;
@@ -642,9 +694,14 @@ impl DigestFlusher {
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        let (raw, alerts): (Vec<&Vec<u8>>, Vec<Alert>) = raw
+        let (entries, alerts): (Vec<DigestEntry>, Vec<Alert>) = raw
             .iter()
-            .filter_map(|json| serde_json::from_slice(json).ok().map(|alert| (json, alert)))
+            .map(|entry| DigestEntry::decode(entry))
+            .filter_map(|entry| {
+                serde_json::from_slice(entry.json)
+                    .ok()
+                    .map(|alert| (entry, alert))
+            })
             .unzip();
         if !alerts.is_empty() {
             let body = digest_payload(destination, &alerts);
@@ -666,7 +723,7 @@ impl DigestFlusher {
                             "webhook {} digest failed after {} attempts: {}",
                             destination.name, failure.attempts, failure.last_error
                         );
-                        self.dead_letter_digest(&raw, &alerts, &reason)
+                        self.dead_letter_digest(&entries, &alerts, &reason)
                             .await
                             .map_err(Unsent::Failed)
                     }
@@ -782,6 +839,22 @@ mod tests {
             format: PayloadFormat::Json,
             rate_limit_per_minute: 10,
         }
+    }
+
+    #[test]
+    fn a_digest_entry_keeps_its_records_position() {
+        let json = br#"{"alert_id":"al-1"}"#;
+        let entry = DigestEntry::encode((3, 1234), json);
+        let decoded = DigestEntry::decode(&entry);
+        assert_eq!(
+            (decoded.partition, decoded.offset, decoded.json),
+            (3, 1234, &json[..])
+        );
+        // Entries kept before positions were: the JSON alone.
+        let old = DigestEntry::decode(json);
+        assert_eq!((old.partition, old.offset, old.json), (-1, -1, &json[..]));
+        let garbled = DigestEntry::decode(b"x:y\n{}");
+        assert_eq!((garbled.partition, garbled.offset), (-1, -1));
     }
 
     #[test]
