@@ -563,46 +563,52 @@ pub struct DigestFlusher {
     pub alerts_topic: String,
 }
 
-/// An alert as a digest holds it: its record's position on cx.alerts.v1
-/// (`partition:offset`, a line of its own), then the record's JSON.
-/// Entries written before positions were kept are the JSON alone.
-struct DigestEntry<'a> {
+/// An alert as a digest holds it: the record's JSON with its position on
+/// cx.alerts.v1 as a first member, `{"cx_position":"<partition>:<offset>",…`.
+/// Inside the object, not beside it, so that a replica of the version
+/// before (during a rolling deploy) still reads the entry as an alert and
+/// sends it; it ignores the member. Entries written before positions were
+/// kept are the JSON alone.
+struct DigestEntry {
     partition: i32,
     offset: i64,
-    json: &'a [u8],
+    /// The record's JSON, byte for byte.
+    json: Vec<u8>,
 }
 
-impl<'a> DigestEntry<'a> {
+const POSITION_MEMBER: &[u8] = br#"{"cx_position":""#;
+
+impl DigestEntry {
     fn encode((partition, offset): (i32, i64), json: &[u8]) -> Vec<u8> {
-        let mut entry = format!("{partition}:{offset}\n").into_bytes();
-        entry.extend_from_slice(json);
-        entry
+        match json.strip_prefix(b"{") {
+            // Not an empty object: the member is followed by a comma.
+            Some(rest) if rest.iter().any(|b| !b.is_ascii_whitespace() && *b != b'}') => {
+                let mut entry = POSITION_MEMBER.to_vec();
+                entry.extend_from_slice(format!("{partition}:{offset}\",").as_bytes());
+                entry.extend_from_slice(rest);
+                entry
+            }
+            _ => json.to_vec(),
+        }
     }
 
-    fn decode(entry: &'a [u8]) -> DigestEntry<'a> {
-        let unknown = DigestEntry {
+    fn decode(entry: &[u8]) -> DigestEntry {
+        let positioned = entry.strip_prefix(POSITION_MEMBER).and_then(|after| {
+            let end = after.windows(2).position(|w| w == b"\",")?;
+            let (partition, offset) = std::str::from_utf8(&after[..end]).ok()?.split_once(':')?;
+            let mut json = b"{".to_vec();
+            json.extend_from_slice(&after[end + 2..]);
+            Some(DigestEntry {
+                partition: partition.parse().ok()?,
+                offset: offset.parse().ok()?,
+                json,
+            })
+        });
+        positioned.unwrap_or_else(|| DigestEntry {
             partition: -1,
             offset: -1,
-            json: entry,
-        };
-        if entry.first() == Some(&b'{') {
-            return unknown;
-        }
-        let Some(newline) = entry.iter().position(|&b| b == b'\n') else {
-            return unknown;
-        };
-        let position = std::str::from_utf8(&entry[..newline])
-            .ok()
-            .and_then(|line| line.split_once(':'))
-            .and_then(|(partition, offset)| Some((partition.parse().ok()?, offset.parse().ok()?)));
-        match position {
-            Some((partition, offset)) => DigestEntry {
-                partition,
-                offset,
-                json: &entry[newline + 1..],
-            },
-            None => unknown,
-        }
+            json: entry.to_vec(),
+        })
     }
 }
 
@@ -612,7 +618,7 @@ impl DigestFlusher {
     /// kept before positions were).
     async fn dead_letter_digest(
         &self,
-        entries: &[DigestEntry<'_>],
+        entries: &[DigestEntry],
         alerts: &[Alert],
         reason: &str,
     ) -> Result<(), String> {
@@ -629,7 +635,7 @@ impl DigestFlusher {
                 &producer,
                 &self.dead_letters.topic,
                 Some(alert.kafka_key().as_bytes()),
-                Some(entry.json),
+                Some(&entry.json),
             )
             .await
             .map_err(|e| format!("dead-letter publish failed: {e}"))?;
@@ -698,7 +704,7 @@ impl DigestFlusher {
             .iter()
             .map(|entry| DigestEntry::decode(entry))
             .filter_map(|entry| {
-                serde_json::from_slice(entry.json)
+                serde_json::from_slice(&entry.json)
                     .ok()
                     .map(|alert| (entry, alert))
             })
@@ -843,18 +849,37 @@ mod tests {
 
     #[test]
     fn a_digest_entry_keeps_its_records_position() {
-        let json = br#"{"alert_id":"al-1"}"#;
+        let json = br#"{"alert_id":"al-1","rule":"r"}"#;
         let entry = DigestEntry::encode((3, 1234), json);
-        let decoded = DigestEntry::decode(&entry);
         assert_eq!(
-            (decoded.partition, decoded.offset, decoded.json),
-            (3, 1234, &json[..])
+            entry,
+            br#"{"cx_position":"3:1234","alert_id":"al-1","rule":"r"}"#
         );
+        let decoded = DigestEntry::decode(&entry);
+        assert_eq!((decoded.partition, decoded.offset), (3, 1234));
+        assert_eq!(decoded.json, json, "the record, byte for byte");
+        // What the version before reads: still an alert, the member ignored.
+        let alert = serde_json::json!({
+            "alert_id": "al-2", "rule": "detractor", "kind": "response",
+            "severity": "warning", "dimension": "queue", "key": "billing",
+            "customer_id": "c", "interaction_id": "i", "window": null,
+            "metric": "nps", "value": 2.0, "threshold": 6.0, "message": "NPS 2",
+            "created_at": "2026-01-01T00:00:00Z", "suppressed_count": 0,
+        })
+        .to_string();
+        let entry_of_alert = DigestEntry::encode((0, 7), alert.as_bytes());
+        let read: Alert = serde_json::from_slice(&entry_of_alert).unwrap();
+        assert_eq!(read.alert_id, "al-2");
         // Entries kept before positions were: the JSON alone.
         let old = DigestEntry::decode(json);
-        assert_eq!((old.partition, old.offset, old.json), (-1, -1, &json[..]));
-        let garbled = DigestEntry::decode(b"x:y\n{}");
+        assert_eq!(
+            (old.partition, old.offset, &old.json[..]),
+            (-1, -1, &json[..])
+        );
+        let garbled = DigestEntry::decode(br#"{"cx_position":"x:y","a":1}"#);
         assert_eq!((garbled.partition, garbled.offset), (-1, -1));
+        // Nothing to put a member before.
+        assert_eq!(DigestEntry::encode((0, 1), b"{ }"), b"{ }");
     }
 
     #[test]
