@@ -13,6 +13,14 @@ use cx_runtime::{kafka, Config, ServiceName};
 use cx_tests::*;
 use rdkafka::producer::FutureRecord;
 
+/// One response rule for detractors, alone (webhook tests).
+const DETRACTOR_RULE: &str = r#"
+[[alerting.rules]]
+name = "detractor"
+kind = "response"
+severity = "warning"
+"#;
+
 const RULES: &str = r#"
 [[alerting.rules]]
 name = "detractor"
@@ -139,6 +147,18 @@ async fn produce_interactions(config: &Config, items: &[v1::Interaction]) {
         .map(|i| (None, i.customer_id.clone(), i.encode_to_vec()))
         .collect();
     produce(config, &config.kafka.topics.interactions.clone(), records).await;
+}
+
+/// The dead letters on the topic so far, at least `at_least` of them.
+async fn dead_letters_on_topic(config: &Config, at_least: usize) -> Vec<Record> {
+    read_topic(
+        &config.kafka.brokers,
+        &config.kafka.topics.deadletter,
+        at_least,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await
 }
 
 /// Every alert on the topic so far, as JSON.
@@ -505,12 +525,7 @@ async fn webhooks_are_signed_retried_and_dead_lettered_after_the_last_try() {
     let ops = receiver(2).await;
     let dead_port = free_port();
     let extra = format!(
-        r#"
-[[alerting.rules]]
-name = "detractor"
-kind = "response"
-severity = "warning"
-
+        r#"{DETRACTOR_RULE}
 [[alerting.destinations]]
 name = "ops"
 url = "{ops}"
@@ -536,14 +551,7 @@ max_backoff_ms = 100
     let detractor = interaction("w-1", "cust-w", "q-web", 0, Duration::from_secs(10));
     produce_scored(&config, &[(None, scored(detractor, None))]).await;
 
-    let dead = read_topic(
-        &config.kafka.brokers,
-        &config.kafka.topics.deadletter,
-        1,
-        Duration::from_secs(2),
-        Duration::from_secs(30),
-    )
-    .await;
+    let dead = dead_letters_on_topic(&config, 1).await;
     assert_eq!(dead.len(), 1, "{dead:#?}");
     let reason = header_str(&dead[0], "cx-error").unwrap();
     assert!(
@@ -584,12 +592,7 @@ async fn an_undeliverable_digest_is_dead_lettered_with_each_alerts_position() {
     let iso = Isolation::new();
     let dead_port = free_port();
     let extra = format!(
-        r#"
-[[alerting.rules]]
-name = "detractor"
-kind = "response"
-severity = "warning"
-
+        r#"{DETRACTOR_RULE}
 [[alerting.destinations]]
 name = "down"
 url = "http://127.0.0.1:{dead_port}/hook"
@@ -623,14 +626,7 @@ digest_interval_s = 1
     produce_scored(&config, &detractors).await;
 
     // One sent (and dead-lettered) alone, two through the digest.
-    let dead = read_topic(
-        &config.kafka.brokers,
-        &config.kafka.topics.deadletter,
-        3,
-        Duration::from_secs(2),
-        Duration::from_secs(30),
-    )
-    .await;
+    let dead = dead_letters_on_topic(&config, 3).await;
     alerting.stop().await;
     assert_eq!(dead.len(), 3, "{dead:#?}");
     let digested = dead
@@ -726,16 +722,16 @@ fn digest_alert(alert_id: &str) -> String {
     .to_string()
 }
 
-/// A flush whose delivery outlasted its lock (2 × the digest interval)
-/// leaves alone the digest another instance took meanwhile, instead of
-/// deleting it unsent.
-#[tokio::test]
-async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
+/// A webhook receiver that takes each request at once and answers 200
+/// after 1.5 s, counting requests received and answered.
+struct SlowReceiver {
+    url: String,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn slow_receiver() -> SlowReceiver {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    require_stack().await;
-    let iso = Isolation::new();
-    let config = config(&iso, "", &[]);
-    // Takes each request at once and answers 200 after 1.5 s.
     let (received, answered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let (got, done) = (received.clone(), answered.clone());
     let app = axum::Router::new().route(
@@ -753,7 +749,27 @@ async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    SlowReceiver {
+        url,
+        received,
+        answered,
+    }
+}
 
+/// A flush whose delivery outlasted its lock (2 × the digest interval)
+/// leaves alone the digest another instance took meanwhile, instead of
+/// deleting it unsent.
+#[tokio::test]
+async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
+    use std::sync::atomic::Ordering;
+    require_stack().await;
+    let iso = Isolation::new();
+    let config = config(&iso, "", &[]);
+    let SlowReceiver {
+        url,
+        received,
+        answered,
+    } = slow_receiver().await;
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let base = format!("{}:alerting:digest:ops", iso.redis_prefix);
@@ -812,28 +828,12 @@ async fn a_flush_that_outlasted_its_lock_leaves_the_next_digest_alone() {
 /// held and does not send the same digest a second time.
 #[tokio::test]
 async fn a_slow_digest_delivery_keeps_its_lock_and_is_sent_once() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     require_stack().await;
     let iso = Isolation::new();
     let config = config(&iso, "", &[]);
-    // Answers 200 after 1.5 s: almost four 400 ms locks.
-    let received = Arc::new(AtomicUsize::new(0));
-    let got = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let got = got.clone();
-            async move {
-                got.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-
+    // Its answers take almost four 400 ms locks.
+    let SlowReceiver { url, received, .. } = slow_receiver().await;
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     redis::cmd("RPUSH")

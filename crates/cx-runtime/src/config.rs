@@ -803,6 +803,34 @@ mod tests {
         );
     }
 
+    /// The load error of `variable=list`, which names the variable and the
+    /// property.
+    fn property_refused(variable: &str, list: &str) -> String {
+        let err = Config::from_parts(
+            ServiceName::Scoring,
+            toml::Table::new(),
+            &env(&[(variable, list)]),
+        )
+        .unwrap_err()
+        .to_string();
+        let name = list.split_once('=').unwrap().0.rsplit(':').next().unwrap();
+        assert!(
+            err.contains(variable) && err.contains(name),
+            "{list}: {err}"
+        );
+        err
+    }
+
+    /// The load error of `name = "value"` in the file's [kafka.properties].
+    fn file_property_refused(name: &str, value: &str) -> String {
+        let file: toml::Table = format!("[kafka.properties]\n\"{name}\" = \"{value}\"\n")
+            .parse()
+            .unwrap();
+        Config::from_parts(ServiceName::Scoring, file, &env(&[]))
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn properties_librdkafka_refuses_fail_the_load_naming_the_source() {
         for (variable, list) in [
@@ -813,23 +841,9 @@ mod tests {
                 "cx-scoring:fetch.wait.max.ms=soon",
             ),
         ] {
-            let err = Config::from_parts(
-                ServiceName::Scoring,
-                toml::Table::new(),
-                &env(&[(variable, list)]),
-            )
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains(variable), "{list}: {err}");
-            let name = list.split_once('=').unwrap().0.rsplit(':').next().unwrap();
-            assert!(err.contains(name), "{list}: {err}");
+            property_refused(variable, list);
         }
-        let file: toml::Table = "[kafka.properties]\n\"fetch.wait.max.ms\" = \"soon\"\n"
-            .parse()
-            .unwrap();
-        let err = Config::from_parts(ServiceName::Scoring, file, &env(&[]))
-            .unwrap_err()
-            .to_string();
+        let err = file_property_refused("fetch.wait.max.ms", "soon");
         assert!(err.contains("kafka.properties.fetch.wait.max.ms"), "{err}");
         // A refused secret is named, its value is not repeated.
         let err = librdkafka_accepts("sasl.password.typo", "hunter7").unwrap_err();
@@ -852,25 +866,10 @@ mod tests {
                 "cx-scoring:auto.offset.reset=latest",
             ),
         ] {
-            let err = Config::from_parts(
-                ServiceName::Scoring,
-                toml::Table::new(),
-                &env(&[(variable, list)]),
-            )
-            .unwrap_err()
-            .to_string();
-            let name = list.split_once('=').unwrap().0.rsplit(':').next().unwrap();
-            assert!(
-                err.contains(variable) && err.contains(name) && err.contains("not allowed"),
-                "{list}: {err}"
-            );
+            let err = property_refused(variable, list);
+            assert!(err.contains("not allowed"), "{list}: {err}");
         }
-        let file: toml::Table = "[kafka.properties]\n\"auto.offset.reset\" = \"latest\"\n"
-            .parse()
-            .unwrap();
-        let err = Config::from_parts(ServiceName::Scoring, file, &env(&[]))
-            .unwrap_err()
-            .to_string();
+        let err = file_property_refused("auto.offset.reset", "latest");
         assert!(err.contains("kafka.properties.auto.offset.reset"), "{err}");
         // The values cxloop sets itself are fine to repeat.
         let same = "enable.auto.commit=false;auto.offset.reset=earliest;acks=all;acks=-1";
