@@ -618,32 +618,55 @@ fn librdkafka_accepts(name: &str, value: &str) -> Result<(), String> {
 /// instead of ignoring what they asked for.
 fn weakens_a_guarantee(name: &str, value: &str) -> Option<&'static str> {
     let value = value.trim().to_ascii_lowercase();
+    // librdkafka takes a topic property with a `topic.` prefix too, and
+    // older names for some: each spelling sets the same value.
+    let name = name.trim();
+    let name = name.strip_prefix("topic.").unwrap_or(name);
+    let name = match name {
+        "request.required.acks" => "acks",
+        "auto.commit.enable" => "enable.auto.commit",
+        other => other,
+    };
     match name {
-        "enable.auto.commit" | "enable.auto.offset.store" if value != "false" => Some(
-            "cxloop commits a batch's offsets itself, once its effects are durable; \
-             automatic commits would pass over records a crash left unhandled",
-        ),
+        "enable.auto.commit" | "enable.auto.offset.store"
+            if !matches!(value.as_str(), "false" | "f" | "0") =>
+        {
+            Some(
+                "cxloop commits a batch's offsets itself, once its effects are durable; \
+                 automatic commits would pass over records a crash left unhandled",
+            )
+        }
         "auto.offset.reset" if !matches!(value.as_str(), "earliest" | "smallest" | "beginning") => {
             Some(
                 "a consumer group without a committed offset (new, or its offsets expired) \
                  would skip the records already on the topic; cxloop starts from the earliest",
             )
         }
-        "acks" | "request.required.acks" if !matches!(value.as_str(), "all" | "-1") => Some(
+        "acks" if !matches!(value.as_str(), "all" | "-1") => Some(
             "an interaction is accepted once every in-sync replica has it (the contract's acks=all)",
         ),
         _ => None,
     }
 }
 
-/// The `target=value` items of a `;`- (or `,`-) separated list, trimmed;
-/// `shape` names the expected form in the error.
+/// The `target=value` items of a `;`-separated list, trimmed; `shape`
+/// names the expected form in the error. A `,` also separates items when
+/// every piece around it is `target=value`: otherwise it belongs to a
+/// value, as in librdkafka's lists (`debug=cgrp,topic`).
 fn list_items<'a>(
     variable: &str,
     list: &'a str,
     shape: &str,
 ) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
-    list.split([';', ','])
+    list.split(';')
+        .flat_map(|item| {
+            let pieces: Vec<&str> = item.split(',').collect();
+            if pieces.iter().all(|piece| piece.contains('=')) {
+                pieces
+            } else {
+                vec![item]
+            }
+        })
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|item| {
@@ -861,6 +884,12 @@ mod tests {
             ("CX_KAFKA_PROPERTIES", "auto.offset.reset=latest"),
             ("CX_KAFKA_PROPERTIES", "acks=1"),
             ("CX_KAFKA_PROPERTIES", "request.required.acks=0"),
+            // The same properties by their other names.
+            ("CX_KAFKA_PROPERTIES", "topic.auto.offset.reset=latest"),
+            ("CX_KAFKA_PROPERTIES", "topic.acks=1"),
+            ("CX_KAFKA_PROPERTIES", "topic.request.required.acks=0"),
+            ("CX_KAFKA_PROPERTIES", "auto.commit.enable=true"),
+            ("CX_KAFKA_PROPERTIES", "topic.enable.auto.commit=true"),
             (
                 "CX_KAFKA_GROUP_PROPERTIES",
                 "cx-scoring:auto.offset.reset=latest",
@@ -872,13 +901,35 @@ mod tests {
         let err = file_property_refused("auto.offset.reset", "latest");
         assert!(err.contains("kafka.properties.auto.offset.reset"), "{err}");
         // The values cxloop sets itself are fine to repeat.
-        let same = "enable.auto.commit=false;auto.offset.reset=earliest;acks=all;acks=-1";
+        let same = "enable.auto.commit=false;auto.offset.reset=earliest;acks=all;acks=-1;\
+                    topic.auto.offset.reset=smallest;auto.commit.enable=0";
         Config::from_parts(
             ServiceName::Scoring,
             toml::Table::new(),
             &env(&[("CX_KAFKA_PROPERTIES", same)]),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_comma_separates_properties_unless_it_is_inside_a_value() {
+        let properties = parse_properties(
+            "fetch.wait.max.ms=10,client.id=a;debug=cgrp,topic;\
+             partition.assignment.strategy=range,roundrobin",
+        )
+        .unwrap();
+        assert_eq!(properties["fetch.wait.max.ms"], "10");
+        assert_eq!(properties["client.id"], "a");
+        assert_eq!(properties["debug"], "cgrp,topic");
+        assert_eq!(
+            properties["partition.assignment.strategy"],
+            "range,roundrobin"
+        );
+        let groups = parse_group_properties("cx-scoring:debug=cgrp,fetch").unwrap();
+        assert_eq!(
+            groups,
+            [("cx-scoring".into(), "debug".into(), "cgrp,fetch".into())]
+        );
     }
 
     #[test]
