@@ -271,7 +271,8 @@ impl RawInteraction {
         let Some(object) = value.as_object() else {
             return (
                 RawInteraction::default(),
-                vec![FieldViolation::new("", NOT_AN_OBJECT)],
+                // The item as a whole: a request's body, a batch's item, a line.
+                vec![FieldViolation::new(WHOLE_ITEM, NOT_AN_OBJECT)],
             );
         };
         let mut json = JsonReader {
@@ -301,6 +302,8 @@ impl RawInteraction {
 }
 
 const NOT_AN_OBJECT: &str = "must be a JSON object";
+/// The field a violation of the whole item names.
+const WHOLE_ITEM: &str = "interaction";
 
 /// [`validate`] after [`RawInteraction::read_json`]: every violation of the
 /// item at once. A field of the wrong type is named once, as such, not
@@ -771,7 +774,7 @@ mod tests {
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert_eq!(violations[0].description, "must be a string");
         // Not an object: that alone.
-        assert_eq!(fields(read(json!([1, 2]))), [""]);
+        assert_eq!(fields(read(json!([1, 2]))), ["interaction"]);
         // Nothing wrong: the same interaction as validate's.
         let (raw, mismatched) = RawInteraction::read_json(&valid_json());
         assert_eq!(validate_read(raw, mismatched, now()), Ok(ok(&valid_json())));
@@ -1081,9 +1084,13 @@ mod tests {
                 json(with("attributes", json!({"region": null}))),
                 vec!["attributes.region"],
             ),
-            ("body an array", json(json!([valid_json()])), vec![""]),
-            ("body a string", json(json!("hello")), vec![""]),
-            ("body null", json(Value::Null), vec![""]),
+            (
+                "body an array",
+                json(json!([valid_json()])),
+                vec!["interaction"],
+            ),
+            ("body a string", json(json!("hello")), vec!["interaction"]),
+            ("body null", json(Value::Null), vec!["interaction"]),
         ];
         assert!(cases.len() >= 35);
         for (name, input, expected) in cases {
@@ -1147,7 +1154,7 @@ mod tests {
         );
         assert_eq!(
             check_json(&json!(42)).unwrap_err(),
-            vec![FieldViolation::new("", "must be a JSON object")]
+            vec![FieldViolation::new("interaction", "must be a JSON object")]
         );
     }
 

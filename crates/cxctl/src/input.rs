@@ -588,7 +588,7 @@ mod tests {
         assert_eq!(r[1].line, 2);
         assert!(violated(&r[1])[0].starts_with("invalid JSON: "));
         assert_eq!(violated(&r[2]), ["csat: must be an integer"]);
-        assert_eq!(violated(&r[3]), ["must be a JSON object"]);
+        assert_eq!(violated(&r[3]), ["interaction: must be a JSON object"]);
         assert!(r[4].result.is_ok());
     }
 
