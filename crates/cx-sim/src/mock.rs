@@ -21,7 +21,8 @@ fn check_auth<T>(request: &Request<T>) -> Result<(), Status> {
 }
 
 /// Accepts ids once; `nps` above 10 is invalid; ids ending in `-flaky` are
-/// UNAVAILABLE the first time.
+/// UNAVAILABLE the first time; a batch holding an id ending in `-down` is
+/// refused whole, UNAVAILABLE, every time.
 #[derive(Default, Clone)]
 pub struct Ingest {
     pub seen: Arc<Mutex<HashSet<String>>>,
@@ -69,8 +70,17 @@ impl IngestService for Ingest {
         request: Request<v1::SubmitInteractionsRequest>,
     ) -> Result<Response<v1::SubmitInteractionsResponse>, Status> {
         check_auth(&request)?;
+        let request = request.into_inner();
+        if request
+            .interactions
+            .iter()
+            .any(|i| i.interaction_id.ends_with("-down"))
+        {
+            return Err(Status::unavailable(
+                "admission: bytes in progress at the limit",
+            ));
+        }
         let results = request
-            .into_inner()
             .interactions
             .iter()
             .enumerate()

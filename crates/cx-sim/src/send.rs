@@ -215,6 +215,17 @@ impl Sender {
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                     continue;
                 }
+                // Still unavailable after every try: counted as such, like
+                // an item answered UNAVAILABLE, not as a failed call.
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    self.stats
+                        .unavailable
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    if let Ok(mut last) = self.stats.last_error.lock() {
+                        *last = Some(format!("unavailable: {}", status.message()));
+                    }
+                    return;
+                }
                 Err(status) => {
                     self.stats.error(
                         items.len(),
@@ -326,6 +337,17 @@ mod tests {
             .take_last_error()
             .unwrap()
             .contains("f rejected"));
+        // A batch refused whole, UNAVAILABLE, on every try: unavailable.
+        let before = sender.stats.counts();
+        sender.submit(vec![item("g-down", 5), item("h", 5)]).await;
+        let after = sender.stats.counts();
+        assert_eq!(
+            (
+                after.unavailable - before.unavailable,
+                after.errors - before.errors
+            ),
+            (2, 0)
+        );
         // A wrong token: every item is an error, nothing accepted.
         let intruder = Sender::new(channel, bearer("nope").unwrap());
         intruder.submit(vec![item("g", 9), item("h", 9)]).await;
