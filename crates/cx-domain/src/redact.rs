@@ -145,7 +145,7 @@ struct Span {
 fn find_spans(text: &str) -> Vec<Span> {
     // E-mail addresses first: their local part may hold digits that must not be
     // read as a phone number.
-    let emails = find_emails(text.as_bytes());
+    let emails = find_emails(text);
     let mut scanner = NumberScanner::new(text);
     let mut from = 0;
     for email in emails {
@@ -157,18 +157,24 @@ fn find_spans(text: &str) -> Vec<Span> {
     scanner.spans
 }
 
-fn is_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+/// Letters and digits of any script count, as in internationalised
+/// addresses (`jöhn@exämple.de`); other non-ASCII characters (quotes,
+/// dashes) end the address.
+fn is_local_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(c, '.' | '_' | '%' | '+' | '-')
+        || (!c.is_ascii() && c.is_alphanumeric())
 }
 
-fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'-'
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
 }
 
 /// `local@domain.tld` around every '@'. Each byte is visited a bounded number
 /// of times: local parts stop at the previous '@' or address, domains at the
 /// next '@'.
-fn find_emails(b: &[u8]) -> Vec<Span> {
+fn find_emails(text: &str) -> Vec<Span> {
+    let b = text.as_bytes();
     let mut spans = Vec::new();
     let mut floor = 0;
     for at in (0..b.len()).filter(|&i| b[i] == b'@') {
@@ -176,8 +182,11 @@ fn find_emails(b: &[u8]) -> Vec<Span> {
             continue;
         }
         let mut start = at;
-        while start > floor && is_local_char(b[start - 1]) {
-            start -= 1;
+        for (i, c) in text[floor..at].char_indices().rev() {
+            if !is_local_char(c) {
+                break;
+            }
+            start = floor + i;
         }
         // A dot before the address ends a sentence; it is not part of it.
         while start < at && b[start] == b'.' {
@@ -186,7 +195,7 @@ fn find_emails(b: &[u8]) -> Vec<Span> {
         if start == at {
             continue;
         }
-        if let Some(end) = domain_end(b, at + 1) {
+        if let Some(end) = domain_end(text, at + 1) {
             spans.push(Span {
                 start,
                 end,
@@ -201,24 +210,27 @@ fn find_emails(b: &[u8]) -> Vec<Span> {
 /// End of `label(.label)+` starting at `from`, where the last label kept is a
 /// TLD of at least two letters. Trailing labels that cannot be a TLD (and a
 /// sentence's full stop) are left out.
-fn domain_end(b: &[u8], from: usize) -> Option<usize> {
+fn domain_end(text: &str, from: usize) -> Option<usize> {
     let mut i = from;
     let mut labels = 0;
     let mut end = None;
     loop {
         let label_start = i;
-        while i < b.len() && is_label_char(b[i]) {
-            i += 1;
-        }
+        i += text[i..]
+            .chars()
+            .take_while(|&c| is_label_char(c))
+            .map(char::len_utf8)
+            .sum::<usize>();
         if i == label_start {
             break;
         }
         labels += 1;
-        let label = &b[label_start..i];
-        if labels >= 2 && label.len() >= 2 && label.iter().all(u8::is_ascii_alphabetic) {
+        let label = &text[label_start..i];
+        if labels >= 2 && label.chars().nth(1).is_some() && label.chars().all(char::is_alphabetic) {
             end = Some(i);
         }
-        if i + 1 < b.len() && b[i] == b'.' && is_label_char(b[i + 1]) {
+        let after_dot = text[i..].strip_prefix('.');
+        if after_dot.is_some_and(|rest| rest.chars().next().is_some_and(is_label_char)) {
             i += 1;
         } else {
             break;
@@ -365,7 +377,8 @@ impl<'a> NumberScanner<'a> {
                 i += 1;
                 continue;
             };
-            if digits >= MIN_INTERESTING_DIGITS && !self.word_before(i) {
+            // A '+' says "phone number" even glued to a word (`tel+44…`).
+            if digits >= MIN_INTERESTING_DIGITS && (c == b'+' || !self.word_before(i)) {
                 self.analyse_run();
             }
             i = end;
@@ -621,7 +634,10 @@ impl<'a> NumberScanner<'a> {
         }
         let start = self.groups[first].start - prefix_len;
         let end = self.groups[last].end;
-        if self.word_before(start) || self.reference_marker_before(start) || self.word_after(end) {
+        if (!international && self.word_before(start))
+            || self.reference_marker_before(start)
+            || self.word_after(end)
+        {
             return None;
         }
         Some(Piece { start, end, digits })
@@ -689,6 +705,10 @@ mod tests {
         );
         assert_eq!(redacted("(a@b.io)"), "([email])");
         assert_eq!(redacted("a@b.io, c@d.io"), "[email], [email]");
+        // Internationalised addresses; quotes around them are not part of them.
+        assert_eq!(redacted("jöhn@exämple.de"), "[email]");
+        assert_eq!(redacted("почта: иван@пример.рф!"), "почта: [email]!");
+        assert_eq!(redacted("“ana@example.com”"), "“[email]”");
         // No TLD of two letters: not an address.
         for text in ["user@localhost", "a@b.c", "a@1.23", "@@", "a@", "@b.com"] {
             assert_eq!(redacted(text), text, "{text:?}");
@@ -736,6 +756,10 @@ mod tests {
             assert_eq!(out, "[phone]", "{text:?}");
             assert_eq!(counts.phones, 1, "{text:?}");
         }
+        // A '+' says "phone number" even glued to a word; without one, a
+        // number glued to a word stays (a reference, a model number).
+        assert_eq!(redacted("phone+4915123456789"), "phone[phone]");
+        assert_eq!(redacted("ref5551234567"), "ref5551234567");
     }
 
     #[test]
