@@ -64,11 +64,36 @@ pub fn check_record(interaction: &v1::Interaction) -> Result<i64, Unscorable> {
         .ok()
         .and_then(v1::Channel::contract_name)
         .ok_or_else(|| unscorable("channel", format!("unknown value {}", interaction.channel)))?;
-    interaction
+    // Ingest measures the verbatim before redaction, which may lengthen
+    // it a little ("a@b.io" is shorter than "[email]"): twice the limit
+    // still bounds the sentiment's work per record.
+    let verbatim_bytes = interaction.verbatim.as_deref().map_or(0, str::len);
+    if verbatim_bytes > 2 * cx_domain::interaction::MAX_VERBATIM_BYTES {
+        return Err(unscorable(
+            "verbatim",
+            format!(
+                "{verbatim_bytes} bytes is over twice the contract's {}",
+                cx_domain::interaction::MAX_VERBATIM_BYTES
+            ),
+        ));
+    }
+    let occurred_at = interaction
         .occurred_at
         .as_ref()
-        .map(|t| t.seconds)
-        .ok_or_else(|| unscorable("occurred_at", "is required"))
+        .ok_or_else(|| unscorable("occurred_at", "is required"))?;
+    if !(0..1_000_000_000).contains(&occurred_at.nanos)
+        || !(cx_domain::interaction::MIN_UNIX_SECONDS..=cx_domain::interaction::MAX_UNIX_SECONDS)
+            .contains(&occurred_at.seconds)
+    {
+        return Err(unscorable(
+            "occurred_at",
+            format!(
+                "{}s {}ns is not a valid timestamp",
+                occurred_at.seconds, occurred_at.nanos
+            ),
+        ));
+    }
+    Ok(occurred_at.seconds)
 }
 
 /// [`check_record`]'s event time against the reader's clock.
@@ -371,6 +396,23 @@ mod tests {
                     ..base()
                 },
                 "occurred_at",
+            ),
+            (
+                v1::Interaction {
+                    occurred_at: Some(prost_types::Timestamp {
+                        seconds: 1_800_000_000,
+                        nanos: -5,
+                    }),
+                    ..base()
+                },
+                "occurred_at",
+            ),
+            (
+                v1::Interaction {
+                    verbatim: Some("x".repeat(2 * 8192 + 1)),
+                    ..base()
+                },
+                "verbatim",
             ),
         ];
         for (interaction, field) in cases {
