@@ -170,6 +170,30 @@ fn is_label_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
 }
 
+/// Scripts written without spaces between words (Han, Kana, Thai, Lao,
+/// Khmer, Myanmar): in `メールはtanaka@example.comです` the address is only
+/// its ASCII part, so the address ends where ASCII meets one of them.
+fn is_spaceless_script(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0E00..=0x0EFF // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x31F0..=0x31FF
+        | 0x3400..=0x4DBF // Han
+        | 0x4E00..=0x9FFF
+        | 0xF900..=0xFAFF
+        | 0xFF66..=0xFF9F // half-width Katakana
+        | 0x20000..=0x3FFFF)
+}
+
+/// Whether `c` may stand next to `neighbour` in one address part: not where
+/// ASCII meets a script written without spaces.
+fn joins(c: char, neighbour: char) -> bool {
+    !(c.is_ascii() && is_spaceless_script(neighbour)
+        || neighbour.is_ascii() && is_spaceless_script(c))
+}
+
 /// `local@domain.tld` around every '@'. Each byte is visited a bounded number
 /// of times: local parts stop at the previous '@' or address, domains at the
 /// next '@'.
@@ -182,11 +206,13 @@ fn find_emails(text: &str) -> Vec<Span> {
             continue;
         }
         let mut start = at;
+        let mut next: Option<char> = None;
         for (i, c) in text[floor..at].char_indices().rev() {
-            if !is_local_char(c) {
+            if !is_local_char(c) || next.is_some_and(|n| !joins(c, n)) {
                 break;
             }
             start = floor + i;
+            next = Some(c);
         }
         // A dot before the address ends a sentence; it is not part of it.
         while start < at && b[start] == b'.' {
@@ -216,9 +242,14 @@ fn domain_end(text: &str, from: usize) -> Option<usize> {
     let mut end = None;
     loop {
         let label_start = i;
+        let mut previous: Option<char> = None;
         i += text[i..]
             .chars()
-            .take_while(|&c| is_label_char(c))
+            .take_while(|&c| {
+                let taken = is_label_char(c) && previous.is_none_or(|p| joins(c, p));
+                previous = Some(c);
+                taken
+            })
             .map(char::len_utf8)
             .sum::<usize>();
         if i == label_start {
@@ -709,6 +740,16 @@ mod tests {
         assert_eq!(redacted("jöhn@exämple.de"), "[email]");
         assert_eq!(redacted("почта: иван@пример.рф!"), "почта: [email]!");
         assert_eq!(redacted("“ana@example.com”"), "“[email]”");
+        // Scripts without spaces between words keep the text around.
+        assert_eq!(
+            redacted("メールはtanaka@example.comです"),
+            "メールは[email]です"
+        );
+        assert_eq!(
+            redacted("我的邮箱是zhang@163.com谢谢"),
+            "我的邮箱是[email]谢谢"
+        );
+        assert_eq!(redacted("田中@例え.jp"), "[email]");
         // No TLD of two letters: not an address.
         for text in ["user@localhost", "a@b.c", "a@1.23", "@@", "a@", "@b.com"] {
             assert_eq!(redacted(text), text, "{text:?}");

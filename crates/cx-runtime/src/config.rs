@@ -616,7 +616,7 @@ fn librdkafka_accepts(name: &str, value: &str) -> Result<(), String> {
 /// are built on, if it would. The clients set these values after the
 /// pass-through ones anyway; refusing them at load tells the operator
 /// instead of ignoring what they asked for.
-fn weakens_a_guarantee(name: &str, value: &str) -> Option<&'static str> {
+pub(crate) fn weakens_a_guarantee(name: &str, value: &str) -> Option<&'static str> {
     let value = value.trim().to_ascii_lowercase();
     // librdkafka takes a topic property with a `topic.` prefix too, and
     // older names for some: each spelling sets the same value.
@@ -650,25 +650,35 @@ fn weakens_a_guarantee(name: &str, value: &str) -> Option<&'static str> {
 }
 
 /// The `target=value` items of a `;`-separated list, trimmed; `shape`
-/// names the expected form in the error. A `,` also separates items when
-/// every piece around it is `target=value`: otherwise it belongs to a
-/// value, as in librdkafka's lists (`debug=cgrp,topic`).
+/// names the expected form in the error. A `,` separates items too, except
+/// before a piece without `=`, which continues the value before it, as in
+/// librdkafka's lists (`debug=cgrp,topic`). A value holding `,x=` (some
+/// SASL settings) goes in the TOML file instead.
 fn list_items<'a>(
     variable: &str,
     list: &'a str,
     shape: &str,
 ) -> Result<Vec<(&'a str, &'a str)>, ConfigError> {
-    list.split(';')
-        .flat_map(|item| {
-            let pieces: Vec<&str> = item.split(',').collect();
-            if pieces.iter().all(|piece| piece.contains('=')) {
-                pieces
-            } else {
-                vec![item]
-            }
-        })
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    // Byte ranges of the items in `list`: a value extends over a comma
+    // without copying.
+    let mut items: Vec<(usize, usize)> = Vec::new();
+    let mut piece_start = 0;
+    for piece in list.split([';', ',']) {
+        let range = (piece_start, piece_start + piece.len());
+        // The separator that ended the previous piece.
+        let after_comma = piece_start > 0 && list.as_bytes()[piece_start - 1] == b',';
+        piece_start += piece.len() + 1;
+        if piece.trim().is_empty() {
+            continue;
+        }
+        match items.last_mut() {
+            Some(last) if after_comma && !piece.contains('=') => last.1 = range.1,
+            _ => items.push(range),
+        }
+    }
+    items
+        .into_iter()
+        .map(|(start, end)| list[start..end].trim())
         .map(|item| {
             item.split_once('=')
                 .map(|(target, value)| (target.trim(), value.trim()))
@@ -925,6 +935,13 @@ mod tests {
             properties["partition.assignment.strategy"],
             "range,roundrobin"
         );
+        // A comma list as a value beside another property; stray commas.
+        let properties =
+            parse_properties("client.id=a,debug=cgrp,topic,;,fetch.wait.max.ms=10,,").unwrap();
+        assert_eq!(properties["client.id"], "a");
+        assert_eq!(properties["debug"], "cgrp,topic");
+        assert_eq!(properties["fetch.wait.max.ms"], "10");
+        assert!(parse_properties("novalue,client.id=a").is_err());
         let groups = parse_group_properties("cx-scoring:debug=cgrp,fetch").unwrap();
         assert_eq!(
             groups,

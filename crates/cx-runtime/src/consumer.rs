@@ -132,7 +132,10 @@ fn consumer_config(kafka: &KafkaConfig, settings: &ConsumerSettings) -> rdkafka:
     // The group's own properties come after the shared ones, so they win.
     let own = kafka.group_properties.get(&settings.group_id);
     for (name, value) in kafka.properties.iter().chain(own.into_iter().flatten()) {
-        if !is_producer_only(name) {
+        // One that weakens a guarantee is left out, not overridden below:
+        // librdkafka has several names for one setting (config refuses
+        // them at load too).
+        if !is_producer_only(name) && crate::config::weakens_a_guarantee(name, value).is_none() {
             config.set(name, value);
         }
     }
@@ -724,6 +727,7 @@ mod tests {
                 ("fetch.wait.max.ms", "100"),
                 ("enable.auto.commit", "true"),
                 ("auto.offset.reset", "latest"),
+                ("topic.auto.offset.reset", "latest"),
                 ("linger.ms", "50"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -733,6 +737,7 @@ mod tests {
         assert_eq!(slow.get("fetch.wait.max.ms"), Some("100"));
         assert_eq!(slow.get("enable.auto.commit"), Some("false"));
         assert_eq!(slow.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(slow.get("topic.auto.offset.reset"), None);
         assert_eq!(slow.get("linger.ms"), None, "producer-only, stripped");
         assert_eq!(slow.get("group.id"), Some("slow"));
         let other = consumer_config(&kafka, &ConsumerSettings::new("other", vec!["t".into()]));

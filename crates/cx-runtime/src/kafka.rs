@@ -81,7 +81,10 @@ fn producer_config(kafka: &KafkaConfig, client_id: &str, sending: Sending) -> Cl
         .set("queue.buffering.max.messages", "200000");
     for (name, value) in &kafka.properties {
         // Consumer-only properties would make librdkafka warn on a producer.
-        if !is_consumer_only(name) {
+        // One that weakens a guarantee is left out, not overridden: librdkafka
+        // has several names for one setting, and of two spellings set, which
+        // one wins is not fixed (config refuses them at load too).
+        if !is_consumer_only(name) && crate::config::weakens_a_guarantee(name, value).is_none() {
             config.set(name, value);
         }
     }
@@ -508,10 +511,15 @@ mod tests {
             None,
             "consumer-only, stripped"
         );
-        let told = kafka(&[("linger.ms", "20"), ("acks", "1")]);
+        let told = kafka(&[("linger.ms", "20"), ("acks", "1"), ("topic.acks", "0")]);
         let batches = producer_config(&told, "p", Sending::Batches);
         assert_eq!(batches.get("linger.ms"), Some("20"));
         assert_eq!(batches.get("acks"), Some("all"));
+        assert_eq!(
+            batches.get("topic.acks"),
+            None,
+            "another name of acks, left out"
+        );
         assert_eq!(batches.get("enable.idempotence"), Some("true"));
     }
 }
