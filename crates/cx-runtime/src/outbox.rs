@@ -164,9 +164,6 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 "#;
 
-const RELEASE: &str =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
 /// What a relay knows while it holds the lease, so a round need not ask
 /// Redis again: the cursor is only moved by the lease holder.
 #[derive(Default)]
@@ -256,7 +253,7 @@ impl<S: OutboxSource> Relay<S> {
         }
         // Let another replica take over at once.
         if let Ok(mut conn) = self.tail.get().await {
-            let _: Result<i64, _> = redis::Script::new(RELEASE)
+            let _: Result<i64, _> = redis::Script::new(crate::redis_pool::RELEASE_IF_HOLDER)
                 .key(lease_key)
                 .arg(&instance)
                 .invoke_async(&mut conn)

@@ -7,6 +7,13 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
+/// Deletes a lease or lock (KEYS[1]) only while the caller (ARGV[1]) still
+/// holds it: an expired one may already belong to someone else. Shared by
+/// every holder-token key (ingest's claims, the outbox relay's lease, the
+/// alert digest's lock).
+pub const RELEASE_IF_HOLDER: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
 /// Cloneable handle; `get()` fails fast until the first connection succeeds,
 /// after which the manager reconnects by itself.
 #[derive(Clone)]

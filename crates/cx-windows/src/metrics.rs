@@ -39,17 +39,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The metrics that count something (whole numbers); the first of
+    /// The metrics that count something (whole numbers): the first seven of
     /// [`Metrics::NAMES`].
-    pub const COUNTS: [&'static str; 7] = [
-        "interactions",
-        "nps_responses",
-        "csat_responses",
-        "ces_responses",
-        "promoters",
-        "passives",
-        "detractors",
-    ];
+    pub const COUNTS: &'static [&'static str] = Self::NAMES.split_at(7).0;
 
     /// Every metric name GetMetrics answers with, in contract order; the names
     /// [`Metrics::get`] knows.

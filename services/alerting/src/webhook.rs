@@ -743,7 +743,7 @@ impl DigestFlusher {
                 Ok(()) => {}
                 Err(Unsent::Stopped) => {
                     // Another replica need not wait for the lock to lapse.
-                    let _ = redis::Script::new(RELEASE_DIGEST_LOCK)
+                    let _ = redis::Script::new(cx_runtime::redis_pool::RELEASE_IF_HOLDER)
                         .key(&lock)
                         .arg(instance)
                         .invoke_async::<i64>(&mut conn)
@@ -818,12 +818,6 @@ enum Unsent {
     Stopped,
     Failed(String),
 }
-
-/// Drops the lock (KEYS[1]) if it is still the caller's (ARGV[1]).
-const RELEASE_DIGEST_LOCK: &str = r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"#;
 
 /// Ends a flush: drops the sent digest and the lock if the lock is still
 /// the caller's (ARGV[1]); otherwise leaves both to their holder.

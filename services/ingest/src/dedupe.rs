@@ -38,11 +38,6 @@ pub struct DedupeStore {
     retention: Duration,
 }
 
-/// Deletes a lease only when the caller still holds it: an expired lease may
-/// already belong to someone else. (EVAL in a pipeline: no NOSCRIPT dance.)
-const RELEASE_IF_HOLDER: &str =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-
 impl DedupeStore {
     pub fn new(redis: RedisPool, key_prefix: &str, lease: Duration, retention: Duration) -> Self {
         DedupeStore {
@@ -111,7 +106,8 @@ impl DedupeStore {
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.cmd("EVAL")
-                .arg(RELEASE_IF_HOLDER)
+                // EVAL in a pipeline: no NOSCRIPT dance.
+                .arg(cx_runtime::redis_pool::RELEASE_IF_HOLDER)
                 .arg(1)
                 .arg(self.key(id))
                 .arg(&pending)
