@@ -138,15 +138,16 @@ sim_pid=$!
 for _ in $(seq 1 100); do grep -q 'backfill done' "$run/sim.log" 2>/dev/null && break; sleep 0.2; done
 
 step "5/5 one customer's story, critical alerts, and the numbers every 20 s"
-echo "   T = changes of cust-demo's task, CRM = what the CRM does for it, ESC = escalations, A = critical queue alerts (threshold, spike)"
-target/release/cxctl alerts tail --severity critical --kind threshold,spike | sed -u 's/^/A    /' &
+echo "   T = changes of cust-demo's task, CRM = what the CRM does for it, ESC = escalations (cx-followup's SLA timer),"
+echo "   A = critical alerts (legal threats, the incident's threshold and spike alerts), INC = the incident starting and ending"
+target/release/cxctl alerts tail --severity critical | sed -u 's/^/A    /' &
 target/release/cxctl tasks watch --customer cust-demo | sed -u 's/^/T    /' &
-tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered -E 'cust-demo| escalated to ' \
-  | sed -u -e '/ escalated to /s/^/ESC  /' -e '/^ESC/!s/^/CRM  /' &
+tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered -E 'cust-demo| escalated to |^sim: incident' \
+  | sed -u -e '/ escalated to /s/^crm: /ESC  /' -e 's/^sim: /INC  /' -e '/^\(ESC\|INC\)/!s/^/CRM  /' &
 sleep 1
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf '%s\n' "{\"interaction_id\":\"demo-$RANDOM$RANDOM\",\"customer_id\":\"cust-demo\",\"occurred_at\":\"$now\",\"channel\":\"voice\",\"agent_id\":\"agent-001\",\"team_id\":\"team-01\",\"queue_id\":\"billing\",\"nps\":2,\"csat\":1,\"verbatim\":\"Charged twice and nobody called back. I will cancel. Call me on 07700 900123\",\"hold_time_s\":900,\"transfers\":2}" \
-  | target/release/cxctl submit - | sed 's/^/     submitted: /'
+  | target/release/cxctl submit - | sed "s/^/     $(date -u +%H:%M:%S) submitted: /"
 sleep 2
 echo "     cust-demo's alerts:"
 target/release/cxctl alerts list --limit 0 | grep 'cust-demo' | sed 's/^/A    /' || true

@@ -16,6 +16,16 @@ pub mod view;
 pub use prost;
 pub use prost_types;
 
+/// A client's address as a URI: `host:port` without a scheme means
+/// plain-text `http://`, so cxctl and cx-sim take both forms.
+pub fn endpoint_uri(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 /// Milliseconds since the Unix epoch of a protobuf `Timestamp`.
 pub fn timestamp_millis(t: &prost_types::Timestamp) -> i64 {
     t.seconds * 1000 + i64::from(t.nanos) / 1_000_000
@@ -51,5 +61,19 @@ impl v1::Channel {
             "in_person" => InPerson,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_uri;
+
+    #[test]
+    fn addresses_default_to_http() {
+        assert_eq!(endpoint_uri("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(
+            endpoint_uri("https://cx.example:443"),
+            "https://cx.example:443"
+        );
     }
 }

@@ -29,16 +29,17 @@ use crate::send::{Counts, Sender};
     about = "Realistic contact-centre traffic for cxloop (and, with --crm, the CRM's part of the loop)"
 )]
 struct Args {
-    /// cx-ingest gRPC address.
+    /// cx-ingest gRPC address (host:port, or a URI as for cxctl).
     #[arg(long, default_value = "127.0.0.1:50051")]
     ingest: String,
-    /// cx-followup gRPC address (for --crm).
+    /// cx-followup gRPC address (for --crm; host:port, or a URI).
     #[arg(long, default_value = "127.0.0.1:50054")]
     followup: String,
     /// Kafka bootstrap servers (for --crm).
     #[arg(long, default_value = "127.0.0.1:9092")]
     brokers: String,
-    /// Bearer token: ingest:write, plus followups:read and followups:write for --crm.
+    /// Bearer token: ingest:write, plus followups:read and followups:write
+    /// for --crm. Without it and CX_SIM_TOKEN, cxctl's CX_TOKEN.
     #[arg(long, env = "CX_SIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Interactions per second.
@@ -50,6 +51,11 @@ struct Args {
     /// Seed of the contact-centre model and the traffic.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// The run's id, part of every interaction_id (`sim-{run}-{n}`;
+    /// default: random). The same seed and run id send the same
+    /// interactions again: ingest answers them as duplicates.
+    #[arg(long, value_parser = parse_run_id)]
+    run_id: Option<String>,
     /// The queue the incident degrades (billing, tech_support, retention,
     /// sales, delivery, general).
     #[arg(long, default_value = "billing")]
@@ -153,7 +159,10 @@ async fn run(args: Args) -> Result<(), String> {
             length: Duration::from_secs(args.incident_for_s),
         })
     };
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_string());
     if let Some(n) = args.print {
         let mut g = Generator::new(
             args.seed,
@@ -167,8 +176,12 @@ async fn run(args: Args) -> Result<(), String> {
         }
         return Ok(());
     }
-    let Some(token) = args.token.as_deref() else {
-        return Err("--token (or CX_SIM_TOKEN) is required".into());
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var("CX_TOKEN").ok().filter(|t| !t.is_empty()));
+    let Some(token) = token.as_deref() else {
+        return Err("--token (or CX_SIM_TOKEN, or CX_TOKEN) is required".into());
     };
     let generator = Arc::new(Mutex::new(Generator::new(
         args.seed,
@@ -216,9 +229,10 @@ async fn run(args: Args) -> Result<(), String> {
     let mut crm_task = None;
     let mut crm_sender = None;
     if args.crm {
-        let followup = tonic::transport::Endpoint::from_shared(format!("http://{}", args.followup))
-            .map_err(|e| format!("bad --followup address: {e}"))?
-            .connect_lazy();
+        let followup =
+            tonic::transport::Endpoint::from_shared(cx_proto::endpoint_uri(&args.followup))
+                .map_err(|e| format!("bad --followup address: {e}"))?
+                .connect_lazy();
         let own_sender = sender.with_own_stats();
         crm_sender = Some(own_sender.clone());
         crm_task = Some(tokio::spawn(crm::run(
@@ -251,7 +265,7 @@ async fn run(args: Args) -> Result<(), String> {
         tokio::time::Instant::now() + Duration::from_secs(5),
         Duration::from_secs(5),
     );
-    let in_flight = Arc::new(Semaphore::new(8));
+    let in_flight = Arc::new(Semaphore::new(requests_in_flight(args.rate)));
     let mut sends = JoinSet::new();
     let mut last = (Instant::now(), sender.stats.counts());
     let mut incident_on = false;
@@ -264,7 +278,11 @@ async fn run(args: Args) -> Result<(), String> {
                     let now = sender.stats.counts();
                     let rate = (now.sent - last.1.sent) as f64 / last.0.elapsed().as_secs_f64();
                     let status = incident_status(incident.as_ref(), live_started.elapsed());
-                    eprintln!("{}", progress_line(live_started.elapsed(), &now, rate, &status));
+                    let mut line = progress_line(live_started.elapsed(), &now, rate, &status);
+                    if rate < args.rate * BEHIND {
+                        line.push_str(&format!(" (behind: {} asked)", args.rate));
+                    }
+                    eprintln!("{line}");
                     if let Some(e) = sender.stats.take_last_error() {
                         eprintln!("sim:   last error: {e}");
                     }
@@ -337,6 +355,7 @@ async fn run(args: Args) -> Result<(), String> {
     let total = sender.stats.counts();
     let live = total.sent - backfilled.sent;
     let live_s = live_started.elapsed().as_secs_f64();
+    let live_rate = live as f64 / live_s.max(0.001);
     println!(
         "cx-sim summary: run {run_id}, seed {}, {:.1} s; sent {} ({} backfill, {} live at {:.1}/s), accepted {}, duplicates {}, rejected {}, unavailable {}, errors {}",
         args.seed,
@@ -344,13 +363,20 @@ async fn run(args: Args) -> Result<(), String> {
         total.sent,
         backfilled.sent,
         live,
-        live as f64 / live_s.max(0.001),
+        live_rate,
         total.accepted,
         total.duplicates,
         total.rejected,
         total.unavailable,
         total.errors
     );
+    if live_s >= 5.0 && live_rate < args.rate * BEHIND {
+        println!(
+            "  below the {}/s asked: ingest answered more slowly than the sends were paced ({} requests of 100 in flight)",
+            args.rate,
+            requests_in_flight(args.rate)
+        );
+    }
     if let Some(i) = &incident {
         let reached = live_started.elapsed() > i.after;
         println!(
@@ -361,19 +387,51 @@ async fn run(args: Args) -> Result<(), String> {
             if reached { "" } else { " (not reached)" }
         );
     }
+    let mut crm_failures = 0;
     if args.crm {
         println!("  {}", crm_stats.summary());
+        crm_failures = crm_stats.failed.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(s) = crm_sender {
             let c = s.stats.counts();
-            if c.errors + c.rejected + c.unavailable > 0 {
+            if c.not_accepted() > 0 {
                 println!(
                     "  crm surveys: {} sent, {} accepted, {} rejected, {} unavailable, {} errors",
                     c.sent, c.accepted, c.rejected, c.unavailable, c.errors
                 );
             }
+            crm_failures += c.not_accepted();
         }
     }
-    Ok(())
+    // Scripts (and the demo's reader) learn from the status that something
+    // the simulator meant to happen did not.
+    match (total.not_accepted(), crm_failures) {
+        (0, 0) => Ok(()),
+        (lost, crm) => Err(format!(
+            "{lost} interactions not accepted (rejected, unavailable or failed) and {crm} CRM steps failed; see above"
+        )),
+    }
+}
+
+/// A run id keeps interaction ids within the contract's 128 characters
+/// and readable: 1–32 ASCII letters, digits, '-' or '_'.
+fn parse_run_id(s: &str) -> Result<String, String> {
+    if (1..=32).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 32 ASCII letters, digits, '-' or '_'".into())
+    }
+}
+
+/// Below this share of the asked rate, cx-sim says it is behind.
+const BEHIND: f64 = 0.95;
+
+/// Requests of 100 interactions sent at once: enough for the asked rate
+/// at ~50 ms an answer, and never fewer than 8.
+fn requests_in_flight(rate: f64) -> usize {
+    ((rate / 1000.0).ceil() as usize).clamp(8, 64)
 }
 
 /// Resolves once `stop` is (or becomes) true.
@@ -545,6 +603,77 @@ mod tests {
         let seen = ingest.seen.lock().unwrap().len();
         // 1200 backfilled, then 40/s for 2 s.
         assert!((1270..=1290).contains(&seen), "{seen} accepted");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn takes_a_uri_as_cxctl_does_and_fails_when_sends_are_not_accepted() {
+        let ingest = mock::Ingest::default();
+        let addr = format!(
+            "http://{}",
+            mock::serve_at(ingest.clone(), mock::Followups::default()).await
+        );
+        let args = |token: &str| {
+            Args::try_parse_from([
+                "cx-sim",
+                "--ingest",
+                &addr,
+                "--token",
+                token,
+                "--rate",
+                "20",
+                "--duration-s",
+                "1",
+                "--no-incident",
+                "--quiet",
+            ])
+            .unwrap()
+        };
+        run(args(mock::TOKEN)).await.unwrap();
+        let accepted = ingest.seen.lock().unwrap().len();
+        assert!((15..=25).contains(&accepted), "{accepted} accepted");
+
+        let refused = run(args("not-the-token")).await.unwrap_err();
+        assert!(refused.contains("interactions not accepted"), "{refused}");
+        assert_eq!(ingest.seen.lock().unwrap().len(), accepted);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_id_resends_the_same_interactions() {
+        let ingest = mock::Ingest::default();
+        let addr = mock::serve_at(ingest.clone(), mock::Followups::default()).await;
+        let args = || {
+            Args::try_parse_from([
+                "cx-sim",
+                "--ingest",
+                &addr,
+                "--token",
+                mock::TOKEN,
+                "--rate",
+                "20",
+                "--duration-s",
+                "1",
+                "--no-incident",
+                "--quiet",
+                "--run-id",
+                "again-1",
+            ])
+            .unwrap()
+        };
+        run(args()).await.unwrap();
+        let first = ingest.seen.lock().unwrap().clone();
+        assert!(!first.is_empty() && first.iter().all(|id| id.starts_with("sim-again-1-")));
+        run(args()).await.unwrap();
+        // Nothing new: the second run's ids were all answered as duplicates.
+        assert_eq!(*ingest.seen.lock().unwrap(), first);
+        assert!(Args::try_parse_from(["cx-sim", "--run-id", "a b"]).is_err());
+        assert!(Args::try_parse_from(["cx-sim", "--run-id", &"x".repeat(33)]).is_err());
+    }
+
+    #[test]
+    fn sends_more_requests_at_once_for_higher_rates() {
+        assert_eq!(requests_in_flight(25.0), 8);
+        assert_eq!(requests_in_flight(20_000.0), 20);
+        assert_eq!(requests_in_flight(1e9), 64);
     }
 
     #[tokio::test]

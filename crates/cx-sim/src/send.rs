@@ -38,6 +38,13 @@ pub struct Counts {
     pub errors: u64,
 }
 
+impl Counts {
+    /// Sent but neither accepted nor answered as a duplicate.
+    pub fn not_accepted(&self) -> u64 {
+        self.rejected + self.unavailable + self.errors
+    }
+}
+
 impl Stats {
     pub fn counts(&self) -> Counts {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -87,10 +94,10 @@ pub fn authed<T>(message: T, auth: &MetadataValue<Ascii>) -> tonic::Request<T> {
     request
 }
 
-/// A gRPC channel to `addr` (host:port), connected now, retrying for up to
+/// A gRPC channel to `addr` (host:port or a URI), connected now, retrying for up to
 /// `patience` while the service starts.
 pub async fn connect(addr: &str, patience: Duration) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+    let endpoint = Endpoint::from_shared(cx_proto::endpoint_uri(addr))
         .map_err(|e| format!("bad address {addr}: {e}"))?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true);

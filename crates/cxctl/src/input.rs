@@ -120,11 +120,19 @@ fn parse_jsonl(text: &str, now: OffsetDateTime) -> Parsed {
                         result: check_json(&value, now),
                     }
                 }
-                Err(e) => Record {
-                    line: line_no,
-                    interaction_id: None,
-                    result: Err(vec![FieldViolation::new("", format!("invalid JSON: {e}"))]),
-                },
+                Err(e) => {
+                    // CSV piped in on stdin has no .csv name to go by.
+                    if !line.trim_start().starts_with('{') && line.contains("interaction_id,") {
+                        warnings.push(format!(
+                            "line {line_no}: looks like a CSV header; this input is read as JSON lines (pass --format csv)"
+                        ));
+                    }
+                    Record {
+                        line: line_no,
+                        interaction_id: None,
+                        result: Err(vec![FieldViolation::new("", format!("invalid JSON: {e}"))]),
+                    }
+                }
             }
         })
         .collect();
@@ -458,6 +466,24 @@ mod tests {
         assert_eq!(Format::detect("in.jsonl", None), Format::Jsonl);
         assert_eq!(Format::detect("-", None), Format::Jsonl);
         assert_eq!(Format::detect("-", Some(Format::Csv)), Format::Csv);
+    }
+
+    #[test]
+    fn csv_read_as_json_lines_is_pointed_out() {
+        let now = OffsetDateTime::now_utc();
+        let csv =
+            "interaction_id,customer_id,occurred_at,channel\ni-1,c-1,2026-11-22T10:00:00Z,voice\n";
+        let parsed = parse(csv, Format::Jsonl, now).unwrap();
+        assert_eq!(
+            parsed.warnings,
+            ["line 1: looks like a CSV header; this input is read as JSON lines (pass --format csv)"]
+        );
+        assert!(parsed.records.iter().all(|r| r.result.is_err()));
+        // Plain bad JSON gets no such hint.
+        assert!(parse("{nope\n", Format::Jsonl, now)
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]

@@ -176,13 +176,14 @@ pub struct AlertsListArgs {
     /// Only alerts since: a duration back (1h) or an RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
-    /// At most this many alerts (fetched page by page).
+    /// At most this many alerts (fetched page by page); 0 for all.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
 }
 
 #[derive(Debug, Args)]
 pub struct AlertsAckArgs {
+    /// The alert to acknowledge (al_…, as `alerts list` shows it).
     pub alert_id: String,
     /// Who acknowledges (default: the name of the caller's token).
     #[arg(long, value_name = "NAME")]
@@ -194,7 +195,10 @@ pub enum TasksCommand {
     /// List tasks as a table.
     List(TasksListArgs),
     /// Every field of one task.
-    Show { task_id: String },
+    Show {
+        /// The task (task_…, as `tasks list` shows it).
+        task_id: String,
+    },
     /// Move a task to a new state (needs the version you read).
     Update(TasksUpdateArgs),
     /// Follow task changes as they happen (WatchTasks).
@@ -206,14 +210,16 @@ pub struct TasksListArgs {
     /// open, in_progress, contacted, resolved, escalated or closed.
     #[arg(long)]
     pub state: Option<String>,
+    /// Only tasks this owner holds.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Only this customer's tasks.
     #[arg(long)]
     pub customer: Option<String>,
     /// Only tasks past their due time.
     #[arg(long)]
     pub overdue: bool,
-    /// At most this many tasks (fetched page by page).
+    /// At most this many tasks (fetched page by page); 0 for all.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
 }
@@ -225,6 +231,7 @@ contacted, escalated, closed; escalated -> in_progress, contacted, closed;
 contacted -> resolved, closed; resolved -> closed. Anything else, or a version
 that is no longer current, is refused with FAILED_PRECONDITION.")]
 pub struct TasksUpdateArgs {
+    /// The task to update.
     pub task_id: String,
     /// The version you read (`tasks show`); a stale one is refused.
     #[arg(long)]
@@ -245,8 +252,10 @@ pub struct TasksUpdateArgs {
 
 #[derive(Debug, Args)]
 pub struct TasksWatchArgs {
+    /// Only changes of tasks this owner holds.
     #[arg(long)]
     pub owner: Option<String>,
+    /// Only changes of this customer's tasks.
     #[arg(long)]
     pub customer: Option<String>,
 }

@@ -439,29 +439,49 @@ pub fn task_details(t: &v1::Task, now: OffsetDateTime) -> String {
         .collect()
 }
 
-/// The response count behind a metric (what its margin depends on).
-pub fn responses_for(metric: &str, m: &v1::WindowMetrics) -> u64 {
+/// The response count behind a metric (what its margin depends on), and
+/// the column header that says which count it is.
+pub fn responses_for(metric: &str, m: &v1::WindowMetrics) -> (&'static str, u64) {
     match metric {
-        "nps" | "nps_margin_95" | "promoters" | "passives" | "detractors" => m.nps_responses,
-        "csat_pct" => m.csat_responses,
-        "ces_avg" | "easy_pct" => m.ces_responses,
-        _ => m.interactions,
+        "nps" | "nps_margin_95" | "promoters" | "passives" | "detractors" => {
+            ("NPS N", m.nps_responses)
+        }
+        "csat_pct" => ("CSAT N", m.csat_responses),
+        "ces_avg" | "easy_pct" => ("CES N", m.ces_responses),
+        _ => ("INTERACTIONS", m.interactions),
     }
+}
+
+/// The figures shown beside the ranked metric: header, the metric it
+/// shows (left out when it is the ranked one), its value.
+fn rank_figures(m: &v1::WindowMetrics) -> [(&'static str, &'static str, String); 5] {
+    [
+        ("NPS", "nps", figure(m.nps, 1)),
+        ("CSAT%", "csat_pct", figure(m.csat_pct, 1)),
+        ("CES", "ces_avg", figure(m.ces_avg, 2)),
+        ("FCR%", "fcr_pct", figure(m.fcr_pct, 1)),
+        ("±MARGIN", "nps_margin_95", figure(m.nps_margin_95, 1)),
+    ]
 }
 
 pub fn rank_table(metric: &str) -> Table {
     use Align::*;
-    Table::new(&[
+    let mut columns = vec![
         ("#", Right),
         ("KEY", Left),
         (metric, Right),
-        ("N", Right),
-        ("NPS", Right),
-        ("CSAT%", Right),
-        ("CES", Right),
-        ("FCR%", Right),
-        ("±MARGIN", Right),
-    ])
+        (
+            responses_for(metric, &v1::WindowMetrics::default()).0,
+            Right,
+        ),
+    ];
+    columns.extend(
+        rank_figures(&v1::WindowMetrics::default())
+            .into_iter()
+            .filter(|(_, shows, _)| *shows != metric)
+            .map(|(header, _, _)| (header, Right)),
+    );
+    Table::new(&columns)
 }
 
 pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
@@ -472,17 +492,19 @@ pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
     } else {
         format!("{:.1}", key.value)
     };
-    vec![
+    let mut row = vec![
         rank.to_string(),
         key.key.clone(),
         value,
-        responses_for(metric, &m).to_string(),
-        figure(m.nps, 1),
-        figure(m.csat_pct, 1),
-        figure(m.ces_avg, 2),
-        figure(m.fcr_pct, 1),
-        figure(m.nps_margin_95, 1),
-    ]
+        responses_for(metric, &m).1.to_string(),
+    ];
+    row.extend(
+        rank_figures(&m)
+            .into_iter()
+            .filter(|(_, shows, _)| *shows != metric)
+            .map(|(_, _, value)| value),
+    );
+    row
 }
 
 pub fn metrics_json(m: &v1::WindowMetrics) -> Value {
@@ -842,11 +864,23 @@ mod tests {
                 ..Default::default()
             }),
         };
+        // The ranked metric's own column is not repeated beside it.
         assert_eq!(
             rank_row(1, &key, "nps"),
-            ["1", "billing", "-12.3", "30", "-12.3", "75.0", "-", "-", "18.0"]
+            ["1", "billing", "-12.3", "30", "75.0", "-", "-", "18.0"]
+        );
+        assert_eq!(
+            rank_row(1, &key, "sentiment_avg"),
+            ["1", "billing", "-12.3", "40", "-12.3", "75.0", "-", "-", "18.0"]
         );
         assert_eq!(rank_row(1, &key, "fcr_pct")[3], "40");
+        let header = |metric| rank_table(metric).render();
+        assert_eq!(
+            header("nps").split_whitespace().collect::<Vec<_>>(),
+            ["#", "KEY", "nps", "NPS", "N", "CSAT%", "CES", "FCR%", "±MARGIN"]
+        );
+        assert!(header("csat_pct").contains("CSAT N") && !header("csat_pct").contains("CSAT%"));
+        assert!(header("interactions").contains("INTERACTIONS"));
         let counted = v1::RankedKey {
             value: 55.0,
             ..key.clone()

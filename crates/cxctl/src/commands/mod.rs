@@ -10,6 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use cx_proto::endpoint_uri;
 use cx_proto::v1::alert_service_client::AlertServiceClient;
 use cx_proto::v1::follow_up_service_client::FollowUpServiceClient;
 use cx_proto::v1::ingest_service_client::IngestServiceClient;
@@ -342,15 +343,6 @@ pub fn http_status(url: &str, status: u16, body: &str, scope: &str) -> Status {
     Status::new(code, text)
 }
 
-/// `host:port` without a scheme means plain-text `http://`.
-pub fn endpoint_uri(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
 async fn connect(addr: &str) -> Result<Channel, CliError> {
     let uri = endpoint_uri(addr);
     let endpoint = Endpoint::from_shared(uri.clone())
@@ -364,8 +356,9 @@ async fn connect(addr: &str) -> Result<Channel, CliError> {
 
 /// Says plainly why `addr`, given for `option`, did not lead to its
 /// service and what to check: nothing listens there, the host does not
-/// resolve, it answered but not in gRPC (an HTTP port), or it is another
-/// gRPC service. Any other error is returned as it is.
+/// resolve, it answered but not in gRPC (an HTTP port) or not in HTTP/1.1
+/// (a gRPC port), or it is another service. Any other error is returned
+/// as it is.
 pub async fn explain(error: CliError, option: &AddrOption, addr: &str) -> CliError {
     // host:port only: the address may carry user:password@.
     let Some(at) = host_port(&endpoint_uri(addr)) else {
@@ -411,9 +404,46 @@ pub async fn explain(error: CliError, option: &AddrOption, addr: &str) -> CliErr
                 return error;
             }
         }
+        CliError::Status(s) => {
+            // cx-followup's HTTP port never answers 404 on its paths.
+            if s.code() == Code::NotFound && s.message().starts_with("GET ") {
+                format!(
+                    "{at} answers HTTP, but not as {service}: is this another service's \
+                     port? {service}'s HTTP port is {default} by default ({set})"
+                )
+            } else if s.code() == Code::Unavailable && speaks_only_http2(&at).await {
+                format!(
+                    "{at} answered, but not to HTTP/1.1: this looks like a gRPC port; \
+                     {service}'s HTTP port is {default} by default ({set})"
+                )
+            } else {
+                return error;
+            }
+        }
         _ => return error,
     };
     CliError::Unreachable(text)
+}
+
+/// Whether `at` answers the HTTP/2 connection preface with SETTINGS: with
+/// an HTTP/1.1 request already failed there, that is a gRPC server (the
+/// services' HTTP ports answer both).
+async fn speaks_only_http2(at: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(at).await?;
+        // The client preface, then an empty SETTINGS frame.
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await?;
+        let mut frame_head = [0; 9];
+        stream.read_exact(&mut frame_head).await?;
+        std::io::Result::Ok(frame_head[3] == 4)
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Ok(true))
+    )
 }
 
 /// `host:port` of an address URI, the port defaulting by scheme.
@@ -752,15 +782,6 @@ mod tests {
     use tonic_types::ErrorDetails;
 
     #[test]
-    fn addresses_default_to_http() {
-        assert_eq!(endpoint_uri("127.0.0.1:50051"), "http://127.0.0.1:50051");
-        assert_eq!(
-            endpoint_uri("https://cx.example:443"),
-            "https://cx.example:443"
-        );
-    }
-
-    #[test]
     fn http_errors_map_to_status_codes() {
         let url = "http://127.0.0.1:8084/v1/stats";
         let denied = http_status(
@@ -1038,6 +1059,55 @@ mod tests {
             )
         );
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_grpc_port_or_another_services_http_port_is_named_for_stats() {
+        // A gRPC server: HTTP/2 only, as the services' gRPC ports.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(tonic::service::Routes::default())
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let error = failure(&["--followup-http", &grpc, "stats"]).await;
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{grpc} answered, but not to HTTP/1.1: this looks like a gRPC port; \
+                 cx-followup's HTTP port is 127.0.0.1:8084 by default \
+                 (set with --followup-http or CX_FOLLOWUP_HTTP_ADDR)"
+            )
+        );
+        assert_eq!(error.exit_code(), 2);
+
+        // Another service's HTTP port: 404 to GET /v1/stats.
+        let other = serve(http1_not_found).await;
+        let error = failure(&["--followup-http", &other, "stats"]).await;
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{other} answers HTTP, but not as cx-followup: is this another service's \
+                 port? cx-followup's HTTP port is 127.0.0.1:8084 by default \
+                 (set with --followup-http or CX_FOLLOWUP_HTTP_ADDR)"
+            )
+        );
+        assert_eq!(error.exit_code(), 2);
+
+        // An HTTP/1.1 server failing otherwise is reported as it is.
+        let error = failure(&["--followup-http", &serve(http1_bad_request).await, "stats"]).await;
+        assert!(error.to_string().contains("HTTP 400"), "{error}");
+    }
+
+    /// An HTTP/1.1-only server: 404 to anything.
+    async fn http1_not_found(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = stream.read(&mut [0; 1024]).await?;
+        stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await?;
+        stream.shutdown().await
     }
 
     #[tokio::test]

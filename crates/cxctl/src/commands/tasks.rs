@@ -85,6 +85,13 @@ pub async fn update(ctx: &Ctx, args: TasksUpdateArgs) -> CmdResult {
             "updated {}: now {} at version {}",
             task.task_id, task.state, task.version
         );
+        // The contract lets a resolution come without one; closing the
+        // loop needs it, and it can still be given when closing.
+        if task.state == "resolved" && task.root_cause.as_deref().unwrap_or("").is_empty() {
+            eprintln!(
+                "note: resolved without a root cause; give one with --root-cause when closing"
+            );
+        }
     }
     print_task(ctx, &task);
     Ok(())
