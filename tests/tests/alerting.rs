@@ -698,7 +698,8 @@ fn digest_flusher(
         prefix: iso.redis_prefix.clone(),
         interval,
         producer: Arc::new(
-            kafka::SharedProducer::new(&config.kafka, "cx-test", kafka::Sending::Batches).unwrap(),
+            kafka::SharedProducer::new(&config.kafka, "cx-test", kafka::Sending::Batches, &[])
+                .unwrap(),
         ),
         dead_letters: kafka::DeadLetters {
             topic: config.kafka.topics.deadletter.clone(),

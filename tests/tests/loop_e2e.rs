@@ -89,13 +89,22 @@ async fn submit(base: &str, items: &[serde_json::Value]) {
 /// Every cx_ metric a service exports has `# HELP` text and none is a
 /// summary (quantiles do not add across replicas); each of `histograms` is
 /// there as a histogram with its `+Inf` bucket; records it published to
-/// `produced_to` are counted under that topic.
+/// `produced_to` are counted under that topic; each of `from_start` (a
+/// counter series of something this test never causes) is there anyway,
+/// started at 0, so alerts on it need no `or vector(0)`.
 async fn assert_metrics_described(
     service: &ServiceProcess,
     produced_to: &str,
     histograms: &[&str],
+    from_start: &[String],
 ) {
     let text = metrics_text(&format!("{}/metrics", service.base)).await;
+    for series in from_start {
+        assert!(
+            text.lines().any(|line| line == format!("{series} 0")),
+            "{series} is not on /metrics at 0:\n{text}"
+        );
+    }
     let produced = format!("cx_kafka_produced_total{{topic=\"{produced_to}\"}} ");
     let count: u64 = text
         .lines()
@@ -299,6 +308,16 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
         &services.ingest,
         &topics.interactions,
         &["cx_ingest_request_seconds"],
+        &[
+            r#"cx_ingest_shed_total{api="http"}"#.into(),
+            "cx_ingest_mark_done_failed_total".into(),
+            format!(
+                r#"cx_kafka_produce_errors_total{{topic="{}"}}"#,
+                topics.interactions
+            ),
+            "cx_kafka_producer_resets_total".into(),
+            r#"cx_auth_refused_total{reason="permission_denied"}"#.into(),
+        ],
     )
     .await;
     assert_metrics_described(
@@ -309,6 +328,10 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
             "cx_consumer_record_age_seconds",
             "cx_scoring_apply_step_seconds",
         ],
+        &[
+            format!(r#"cx_deadletter_total{{source="{}"}}"#, topics.interactions),
+            "cx_scoring_deadlettered_total".into(),
+        ],
     )
     .await;
     assert_metrics_described(
@@ -318,12 +341,24 @@ async fn a_detractor_becomes_an_alert_and_a_task_and_the_next_survey_recovers_th
             "cx_alerting_relay_delay_seconds",
             "cx_alerting_handle_step_seconds",
         ],
+        &[
+            format!(r#"cx_deadletter_total{{source="{}"}}"#, topics.scored),
+            "cx_alerting_deadlettered_total".into(),
+        ],
     )
     .await;
     assert_metrics_described(
         &services.followup,
         &topics.followups,
         &["cx_followup_relay_delay_seconds"],
+        &[
+            r#"cx_followup_updates_total{source="kafka",outcome="precondition"}"#.into(),
+            r#"cx_followup_escalations_total{team="other"}"#.into(),
+            format!(
+                r#"cx_deadletter_total{{source="{}"}}"#,
+                topics.followup_updates
+            ),
+        ],
     )
     .await;
 }

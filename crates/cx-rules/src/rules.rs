@@ -307,6 +307,14 @@ impl RuleSet {
         self.event_rules.len()
     }
 
+    /// Names of the enabled rules, event rules first.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.event_rules
+            .iter()
+            .map(|rule| &*rule.name)
+            .chain(self.window_rules.iter().map(|rule| rule.name.as_str()))
+    }
+
     /// Enabled threshold and spike rules, in config order.
     pub fn window_rules(&self) -> &[WindowRule] {
         &self.window_rules

@@ -205,6 +205,12 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(tokens: TokenTable, policy: AccessPolicy) -> Self {
+        for reason in ["unauthenticated", "permission_denied"] {
+            crate::telemetry::start_at_zero(
+                crate::telemetry::AUTH_REFUSED_TOTAL,
+                &[("reason", reason)],
+            );
+        }
         AuthLayer { tokens, policy }
     }
 }

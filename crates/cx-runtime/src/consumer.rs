@@ -96,6 +96,9 @@ pub fn consumer(
     let consumer: StreamConsumer = consumer_config(kafka, settings).create()?;
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
+    for topic in &topics {
+        crate::telemetry::start_at_zero(crate::telemetry::DEADLETTER_TOTAL, &[("source", topic)]);
+    }
     Ok(consumer)
 }
 

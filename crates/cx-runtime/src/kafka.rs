@@ -336,11 +336,23 @@ pub struct SharedProducer {
 }
 
 impl SharedProducer {
+    /// A producer for `topics` (their produce counters start at 0; dead
+    /// letters are counted by source topic when a consumer subscribes).
     pub fn new(
         kafka: &KafkaConfig,
         client_id: &str,
         sending: Sending,
+        topics: &[&str],
     ) -> Result<SharedProducer, KafkaError> {
+        use crate::telemetry::{
+            start_at_zero, KAFKA_PRODUCED_TOTAL, KAFKA_PRODUCER_RESETS_TOTAL,
+            KAFKA_PRODUCE_ERRORS_TOTAL,
+        };
+        for topic in topics {
+            start_at_zero(KAFKA_PRODUCED_TOTAL, &[("topic", topic)]);
+            start_at_zero(KAFKA_PRODUCE_ERRORS_TOTAL, &[("topic", topic)]);
+        }
+        start_at_zero(KAFKA_PRODUCER_RESETS_TOTAL, &[]);
         Ok(SharedProducer {
             kafka: kafka.clone(),
             client_id: client_id.to_string(),

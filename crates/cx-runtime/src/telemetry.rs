@@ -114,6 +114,18 @@ pub const SHARED_METRICS: &[MetricHelp] = &[
     },
 ];
 
+/// Puts a counter's series on /metrics at 0 before its first event. A
+/// series that appears only when something first goes wrong is invisible
+/// to `rate()` and `increase()` until then, and an alert on it would need
+/// `or vector(0)`. For the label values known at start.
+pub fn start_at_zero(name: &'static str, labels: &[(&'static str, &str)]) {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(key, value)| metrics::Label::new(*key, (*value).to_owned()))
+        .collect();
+    metrics::counter!(name, labels).increment(0);
+}
+
 /// Installs the recorder if not yet done and gives `metrics` their
 /// `# HELP` text on /metrics. A service calls it first thing at start with
 /// its own table; [`SHARED_METRICS`] are described with the recorder.

@@ -139,6 +139,7 @@ impl AlertingApp {
         // recorder is installed records nowhere, for good.
         cx_runtime::telemetry::describe(telemetry::METRICS);
         let (settings, rules, directory) = Self::settings(&config)?;
+        telemetry::start_counters_at_zero(&rules, &directory);
         let (rules, directory) = (Arc::new(rules), Arc::new(directory));
         let listeners = Listeners::bind(&config).await?;
         let redis = RedisPool::new(&config.redis_url)?;
@@ -146,6 +147,7 @@ impl AlertingApp {
             &config.kafka,
             "cx-alerting",
             Sending::Batches,
+            &[&config.kafka.topics.alerts],
         )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         Ok(AlertingApp {

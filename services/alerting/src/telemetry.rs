@@ -82,6 +82,31 @@ pub const METRICS: &[MetricHelp] = &[
     },
 ];
 
+/// Alerting's counters at 0: per rule and per webhook destination for
+/// those configured.
+pub fn start_counters_at_zero(rules: &cx_rules::RuleSet, directory: &crate::webhook::Directory) {
+    use cx_runtime::telemetry::start_at_zero;
+    for name in [EVALUATED_TOTAL, DEADLETTERED_TOTAL, RELAYED_TOTAL] {
+        start_at_zero(name, &[]);
+    }
+    for rule in rules.rule_names() {
+        for outcome in ["alerted", "redelivered", "suppressed"] {
+            start_at_zero(CANDIDATES_TOTAL, &[("rule", rule), ("outcome", outcome)]);
+        }
+    }
+    for destination in directory.destinations() {
+        let name = destination.name.as_str();
+        for result in ["delivered", "deadlettered", "digest"] {
+            start_at_zero(
+                WEBHOOK_DELIVERIES_TOTAL,
+                &[("destination", name), ("result", result)],
+            );
+        }
+        start_at_zero(WEBHOOK_ATTEMPTS_TOTAL, &[("destination", name)]);
+        start_at_zero(WEBHOOK_DIGESTED_TOTAL, &[("destination", name)]);
+    }
+}
+
 pub fn count_evaluated(events: usize) {
     metrics::counter!(EVALUATED_TOTAL).increment(events as u64);
 }

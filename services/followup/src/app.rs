@@ -143,6 +143,7 @@ impl FollowupApp {
             &config.kafka,
             "cx-followup",
             Sending::Batches,
+            &[&config.kafka.topics.followups],
         )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis", "relay"]);
         let followups = Followups {

@@ -376,9 +376,16 @@ impl TaskStore {
         }
     }
 
-    /// Labels the Prometheus counters with these teams (and `other`).
+    /// Labels the Prometheus counters with these teams (and `other`),
+    /// whose series start at 0.
     pub fn with_metric_teams(mut self, teams: impl IntoIterator<Item = String>) -> TaskStore {
         self.metric_teams = std::sync::Arc::new(teams.into_iter().collect());
+        crate::telemetry::start_counters_at_zero(
+            self.metric_teams
+                .iter()
+                .map(String::as_str)
+                .chain([OTHER_TEAM, NO_TEAM]),
+        );
         self
     }
 

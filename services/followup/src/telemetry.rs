@@ -76,6 +76,34 @@ pub const METRICS: &[MetricHelp] = &[
     },
 ];
 
+/// Follow-up's counters at 0: the loop counters for each of `teams` (the
+/// directory's, and `other`).
+pub fn start_counters_at_zero<'a>(teams: impl IntoIterator<Item = &'a str>) {
+    use cx_runtime::telemetry::start_at_zero;
+    for name in [DEADLETTERED_TOTAL, RELAYED_TOTAL] {
+        start_at_zero(name, &[]);
+    }
+    for outcome in ["ignored", "opened", "attached", "redelivered"] {
+        start_at_zero(ALERTS_TOTAL, &[("outcome", outcome)]);
+    }
+    for source in ["kafka", "grpc"] {
+        for outcome in ["applied", "not_found", "precondition", "invalid"] {
+            start_at_zero(UPDATES_TOTAL, &[("source", source), ("outcome", outcome)]);
+        }
+    }
+    for operation in ["open", "attach", "update", "survey", "escalate"] {
+        start_at_zero(CONFLICTS_TOTAL, &[("operation", operation)]);
+    }
+    for team in teams {
+        for name in [TASKS_OPENED_TOTAL, TASKS_CONTACTED_TOTAL, ESCALATIONS_TOTAL] {
+            start_at_zero(name, &[("team", team)]);
+        }
+        for outcome in ["recovered", "not_recovered"] {
+            start_at_zero(OUTCOMES_TOTAL, &[("team", team), ("outcome", outcome)]);
+        }
+    }
+}
+
 pub fn count_alert(outcome: &'static str) {
     metrics::counter!(ALERTS_TOTAL, "outcome" => outcome).increment(1);
 }

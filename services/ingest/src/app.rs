@@ -97,6 +97,7 @@ impl IngestApp {
         // Before anything records: a metric handle taken before the
         // recorder is installed records nowhere, for good.
         cx_runtime::telemetry::describe(telemetry::METRICS);
+        telemetry::start_counters_at_zero();
         let settings = Self::settings(&config)?;
         let listeners = Listeners::bind(&config).await?;
 
@@ -104,6 +105,7 @@ impl IngestApp {
             &config.kafka,
             "cx-ingest",
             kafka::Sending::Requests,
+            &[&config.kafka.topics.interactions],
         )?);
         let redis = RedisPool::new(&config.redis_url)?;
         let dedupe = DedupeStore::new(

@@ -39,6 +39,21 @@ pub const METRICS: &[MetricHelp] = &[
     },
 ];
 
+/// Ingest's counters at 0 for every label value they take.
+pub fn start_counters_at_zero() {
+    use cx_runtime::telemetry::start_at_zero;
+    for outcome in ["accepted", "duplicate", "invalid", "unavailable"] {
+        start_at_zero(INTERACTIONS_TOTAL, &[("outcome", outcome)]);
+    }
+    for kind in ["email", "phone", "card"] {
+        start_at_zero(REDACTIONS_TOTAL, &[("kind", kind)]);
+    }
+    for api in ["http", "grpc"] {
+        start_at_zero(SHED_TOTAL, &[("api", api)]);
+    }
+    start_at_zero(MARK_DONE_FAILED_TOTAL, &[]);
+}
+
 pub fn count_outcome(outcome: &Outcome) {
     let label = match outcome {
         Outcome::Accepted => "accepted",

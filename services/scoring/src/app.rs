@@ -88,6 +88,7 @@ impl ScoringApp {
         // Before anything records: a metric handle taken before the
         // recorder is installed records nowhere, for good.
         cx_runtime::telemetry::describe(telemetry::METRICS);
+        telemetry::start_counters_at_zero();
         let (settings, scorer) = Self::settings(&config)?;
         let scorer = Arc::new(scorer);
         let listeners = Listeners::bind(&config).await?;
@@ -97,6 +98,7 @@ impl ScoringApp {
             &config.kafka,
             "cx-scoring",
             Sending::Batches,
+            &[&config.kafka.topics.scored],
         )?);
         let readiness = Readiness::waiting_for(&["kafka", "redis"]);
         Ok(ScoringApp {

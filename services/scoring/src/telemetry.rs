@@ -45,6 +45,18 @@ pub const METRICS: &[MetricHelp] = &[
     },
 ];
 
+/// Scoring's counters at 0.
+pub fn start_counters_at_zero() {
+    for name in [
+        SCORED_TOTAL,
+        COUNTED_TOTAL,
+        REDELIVERED_TOTAL,
+        DEADLETTERED_TOTAL,
+    ] {
+        cx_runtime::telemetry::start_at_zero(name, &[]);
+    }
+}
+
 pub fn count_batch(scored: usize, counted: usize) {
     metrics::counter!(SCORED_TOTAL).increment(scored as u64);
     metrics::counter!(COUNTED_TOTAL).increment(counted as u64);
