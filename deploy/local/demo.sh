@@ -143,7 +143,7 @@ echo "   A = critical alerts (legal threats, the incident's threshold and spike 
 target/release/cxctl alerts tail --severity critical | sed -u 's/^/A    /' &
 target/release/cxctl tasks watch --customer cust-demo | sed -u 's/^/T    /' &
 tail -n 0 -F "$run/sim.log" 2>/dev/null | grep --line-buffered -E 'cust-demo| escalated to |^sim: incident' \
-  | sed -u -e '/ escalated to /s/^crm: /ESC  /' -e 's/^sim: /INC  /' -e '/^\(ESC\|INC\)/!s/^/CRM  /' &
+  | sed -u -E -e '/ escalated to /s/^crm: /ESC  /' -e 's/^sim: /INC  /' -e '/^(ESC|INC) /!s/^/CRM  /' &
 sleep 1
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 printf '%s\n' "{\"interaction_id\":\"demo-$RANDOM$RANDOM\",\"customer_id\":\"cust-demo\",\"occurred_at\":\"$now\",\"channel\":\"voice\",\"agent_id\":\"agent-001\",\"team_id\":\"team-01\",\"queue_id\":\"billing\",\"nps\":2,\"csat\":1,\"verbatim\":\"Charged twice and nobody called back. I will cancel. Call me on 07700 900123\",\"hold_time_s\":900,\"transfers\":2}" \

@@ -328,7 +328,11 @@ impl Worker {
         // The customer's next survey.
         tokio::time::sleep(pause(5_000..10_000)).await;
         let (interaction, bucket) = match self.generator.lock() {
-            Ok(mut g) => g.resurvey(&task.customer_id, time::OffsetDateTime::now_utc()),
+            Ok(mut g) => g.resurvey(
+                &task.customer_id,
+                &task.task_id,
+                time::OffsetDateTime::now_utc(),
+            ),
             Err(_) => return,
         };
         let nps = interaction.nps.unwrap_or_default();

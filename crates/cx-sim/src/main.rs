@@ -279,7 +279,7 @@ async fn run(args: Args) -> Result<(), String> {
                     let rate = (now.sent - last.1.sent) as f64 / last.0.elapsed().as_secs_f64();
                     let status = incident_status(incident.as_ref(), live_started.elapsed());
                     let mut line = progress_line(live_started.elapsed(), &now, rate, &status);
-                    if rate < args.rate * BEHIND {
+                    if behind(args.rate, now.sent - last.1.sent, last.0.elapsed().as_secs_f64()) {
                         line.push_str(&format!(" (behind: {} asked)", args.rate));
                     }
                     eprintln!("{line}");
@@ -335,6 +335,8 @@ async fn run(args: Args) -> Result<(), String> {
             });
         }
     }
+    // The pacing ends here; the drain below is not part of the rate.
+    let live_s = live_started.elapsed().as_secs_f64();
     // Let what is in flight finish (a few seconds at most), then stop the CRM.
     let drain = async { while sends.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(10), drain)
@@ -344,17 +346,24 @@ async fn run(args: Args) -> Result<(), String> {
         eprintln!("cx-sim: sends still in flight after 10 s, leaving them");
     }
     let _ = stop_tx.send(true);
+    // A CRM that could not run (its consumer failed) is a failure too.
+    let mut crm_failures = 0;
     if let Some(task) = crm_task {
         match task.await {
-            Ok(Err(e)) => eprintln!("cx-sim: {e}"),
-            Err(e) => eprintln!("cx-sim: crm task: {e}"),
+            Ok(Err(e)) => {
+                eprintln!("cx-sim: {e}");
+                crm_failures += 1;
+            }
+            Err(e) => {
+                eprintln!("cx-sim: crm task: {e}");
+                crm_failures += 1;
+            }
             Ok(Ok(())) => {}
         }
     }
 
     let total = sender.stats.counts();
     let live = total.sent - backfilled.sent;
-    let live_s = live_started.elapsed().as_secs_f64();
     let live_rate = live as f64 / live_s.max(0.001);
     println!(
         "cx-sim summary: run {run_id}, seed {}, {:.1} s; sent {} ({} backfill, {} live at {:.1}/s), accepted {}, duplicates {}, rejected {}, unavailable {}, errors {}",
@@ -370,9 +379,9 @@ async fn run(args: Args) -> Result<(), String> {
         total.unavailable,
         total.errors
     );
-    if live_s >= 5.0 && live_rate < args.rate * BEHIND {
+    if live_s >= 5.0 && behind(args.rate, live, live_s) {
         println!(
-            "  below the {}/s asked: ingest answered more slowly than the sends were paced ({} requests of 100 in flight)",
+            "  below the {}/s asked: ingest answered more slowly than the sends were paced (up to {} requests in flight)",
             args.rate,
             requests_in_flight(args.rate)
         );
@@ -387,10 +396,9 @@ async fn run(args: Args) -> Result<(), String> {
             if reached { "" } else { " (not reached)" }
         );
     }
-    let mut crm_failures = 0;
     if args.crm {
         println!("  {}", crm_stats.summary());
-        crm_failures = crm_stats.failed.load(std::sync::atomic::Ordering::Relaxed);
+        crm_failures += crm_stats.failed.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(s) = crm_sender {
             let c = s.stats.counts();
             if c.not_accepted() > 0 {
@@ -425,11 +433,16 @@ fn parse_run_id(s: &str) -> Result<String, String> {
     }
 }
 
-/// Below this share of the asked rate, cx-sim says it is behind.
-const BEHIND: f64 = 0.95;
+/// Whether `sent` over `seconds` is more than 5 % short of `rate`, and by
+/// more than one or two interactions (at low rates a 5 s window holds a
+/// send more or less by chance).
+fn behind(rate: f64, sent: u64, seconds: f64) -> bool {
+    let expected = rate * seconds;
+    expected - sent as f64 > (expected * 0.05).max(1.5)
+}
 
-/// Requests of 100 interactions sent at once: enough for the asked rate
-/// at ~50 ms an answer, and never fewer than 8.
+/// Requests (of up to 100 interactions) sent at once: enough for the
+/// asked rate at ~100 ms an answer, and never fewer than 8.
 fn requests_in_flight(rate: f64) -> usize {
     ((rate / 1000.0).ceil() as usize).clamp(8, 64)
 }
@@ -639,6 +652,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_run_id_resends_the_same_interactions() {
+        use std::sync::atomic::Ordering;
         let ingest = mock::Ingest::default();
         let addr = mock::serve_at(ingest.clone(), mock::Followups::default()).await;
         let args = || {
@@ -660,13 +674,35 @@ mod tests {
             .unwrap()
         };
         run(args()).await.unwrap();
-        let first = ingest.seen.lock().unwrap().clone();
-        assert!(!first.is_empty() && first.iter().all(|id| id.starts_with("sim-again-1-")));
+        let first = ingest.seen.lock().unwrap().len();
+        assert!(first > 0);
+        assert!(ingest
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|id| id.starts_with("sim-again-1-")));
+        assert_eq!(ingest.duplicates.load(Ordering::Relaxed), 0);
         run(args()).await.unwrap();
-        // Nothing new: the second run's ids were all answered as duplicates.
-        assert_eq!(*ingest.seen.lock().unwrap(), first);
+        // The second run sends the same ids in the same order (how many in
+        // the second depends on timing): the ones the first run sent are
+        // all duplicates, only those past its count are new.
+        let duplicates = ingest.duplicates.load(Ordering::Relaxed);
+        let new = ingest.seen.lock().unwrap().len() - first;
+        let second = duplicates + new;
+        assert_eq!(duplicates, first.min(second), "{first} then {second}");
         assert!(Args::try_parse_from(["cx-sim", "--run-id", "a b"]).is_err());
         assert!(Args::try_parse_from(["cx-sim", "--run-id", &"x".repeat(33)]).is_err());
+    }
+
+    #[test]
+    fn behind_only_by_more_than_chance() {
+        assert!(!behind(20.0, 100, 5.0));
+        assert!(!behind(20.0, 96, 5.0));
+        assert!(behind(20.0, 90, 5.0));
+        // At 0.5/s a 5 s window holds 2 or 3 sends.
+        assert!(!behind(0.5, 2, 5.0));
+        assert!(behind(20_000.0, 8_454, 1.0));
     }
 
     #[test]

@@ -26,6 +26,8 @@ fn check_auth<T>(request: &Request<T>) -> Result<(), Status> {
 #[derive(Default, Clone)]
 pub struct Ingest {
     pub seen: Arc<Mutex<HashSet<String>>>,
+    /// Items answered as duplicates.
+    pub duplicates: Arc<std::sync::atomic::AtomicUsize>,
     flaked: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -42,6 +44,8 @@ impl Ingest {
         if self.seen.lock().unwrap().insert(i.interaction_id.clone()) {
             v1::SubmitStatus::Accepted
         } else {
+            self.duplicates
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             v1::SubmitStatus::Duplicate
         }
     }

@@ -328,7 +328,6 @@ pub struct Generator {
     seed: u64,
     run: String,
     seq: u64,
-    resurveys: u64,
     incident_queue: Option<usize>,
     recent: VecDeque<u32>,
     last_contact: HashMap<u32, Contact>,
@@ -395,7 +394,6 @@ impl Generator {
             seed,
             run: run.to_owned(),
             seq: 0,
-            resurveys: 0,
             incident_queue: incident_queue.and_then(queue_index),
             recent: VecDeque::with_capacity(RECENT_CONTACTS),
             last_contact: HashMap::new(),
@@ -482,13 +480,18 @@ impl Generator {
     /// run (and a detractor's next task can end otherwise). A customer outside the simulation
     /// (hand-submitted, like the demo's story) is recovered: the story
     /// shows the whole loop. The returned bucket says which.
+    /// Its id names the task, so a rerun with the same run id does not
+    /// send an id ingest already took (the survey would be a duplicate
+    /// and the task would never get its outcome).
     pub fn resurvey(
         &mut self,
         customer_id: &str,
+        task_id: &str,
         now: OffsetDateTime,
     ) -> (v1::Interaction, Bucket) {
-        let id = format!("sim-{}-crm-{}", self.run, self.resurveys);
-        self.resurveys += 1;
+        // Within the contract's 128 characters whatever the task id.
+        let task: String = task_id.chars().take(64).collect();
+        let id = format!("sim-{}-crm-{task}", self.run);
         let rng = &mut self.resurvey_rng;
         let number = customer_number(customer_id);
         let previous = number.and_then(|c| self.last_contact.get(&c).copied());
@@ -1087,7 +1090,7 @@ mod tests {
         all.extend(generate(4, 2000, Phase::Live { incident: true }));
         all.extend(generate(5, 2000, Phase::Backfill));
         let mut g = Generator::new(6, "test", None);
-        all.extend((0..200).map(|n| g.resurvey(&customer_id(n), now()).0));
+        all.extend((0..200).map(|n| g.resurvey(&customer_id(n), &format!("task_{n}"), now()).0));
         for i in &all {
             if let Err(v) = cx_domain::validate(to_raw(i), now()) {
                 panic!("{} invalid: {v:?}", i.interaction_id);
@@ -1274,13 +1277,13 @@ mod tests {
         let mut first: Vec<_> = (0..50)
             .map(|_| g.next(now(), Phase::Live { incident: false }))
             .collect();
-        let (again, _) = g.resurvey(&first[0].customer_id, now());
+        let (again, _) = g.resurvey(&first[0].customer_id, "task_a", now());
         assert_eq!(again.customer_id, first[0].customer_id);
         assert_eq!(again.queue_id, first[0].queue_id);
         assert_ne!(again.interaction_id, first[0].interaction_id);
         let recovered = (0..1000)
             .filter(|n| {
-                let (i, b) = g.resurvey(&customer_id(*n), now());
+                let (i, b) = g.resurvey(&customer_id(*n), &format!("task_{n}"), now());
                 assert_eq!(i.nps.unwrap() >= 7, b != Bucket::Detractor);
                 b != Bucket::Detractor
             })
@@ -1292,21 +1295,26 @@ mod tests {
         let mut b = Generator::new(23, "b", None);
         let outcomes = |g: &mut Generator| -> Vec<Bucket> {
             (0..4)
-                .map(|_| g.resurvey(&customer_id(7), now()).1)
+                .map(|k| g.resurvey(&customer_id(7), &format!("task_{k}"), now()).1)
                 .collect()
         };
         let seven = outcomes(&mut a);
         for n in 0..20 {
-            b.resurvey(&customer_id(n + 100), now());
+            b.resurvey(&customer_id(n + 100), &format!("task_{n}"), now());
         }
         assert_eq!(outcomes(&mut b), seven);
         // A customer who stays a detractor once is not one for ever.
         let always_detractor = (0..200).filter(|n| {
-            (0..5).all(|_| a.resurvey(&customer_id(n + 1000), now()).1 == Bucket::Detractor)
+            (0..5).all(|k| {
+                a.resurvey(&customer_id(n + 1000), &format!("task_{n}_{k}"), now())
+                    .1
+                    == Bucket::Detractor
+            })
         });
         assert!(always_detractor.count() < 5);
         // A hand-submitted customer (the demo's story) is recovered.
-        let (story, bucket) = g.resurvey("cust-demo", now());
+        let (story, bucket) = g.resurvey("cust-demo", "task_demo", now());
+        assert_eq!(story.interaction_id, "sim-t-crm-task_demo");
         assert_eq!(bucket, Bucket::Promoter);
         assert!(story.nps.unwrap() >= 9, "{story:?}");
         // The main stream is not disturbed by re-surveys.

@@ -39,9 +39,10 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Sent but neither accepted nor answered as a duplicate.
+    /// Sent but neither accepted nor answered as a duplicate: rejected,
+    /// unavailable, failed, or still unanswered when cx-sim stopped.
     pub fn not_accepted(&self) -> u64 {
-        self.rejected + self.unavailable + self.errors
+        self.sent.saturating_sub(self.accepted + self.duplicates)
     }
 }
 

@@ -122,7 +122,9 @@ fn parse_jsonl(text: &str, now: OffsetDateTime) -> Parsed {
                 }
                 Err(e) => {
                     // CSV piped in on stdin has no .csv name to go by.
-                    if !line.trim_start().starts_with('{') && line.contains("interaction_id,") {
+                    if !line.trim_start().starts_with('{')
+                        && line.split(',').any(|field| field.trim() == "interaction_id")
+                    {
                         warnings.push(format!(
                             "line {line_no}: looks like a CSV header; this input is read as JSON lines (pass --format csv)"
                         ));
@@ -472,7 +474,7 @@ mod tests {
     fn csv_read_as_json_lines_is_pointed_out() {
         let now = OffsetDateTime::now_utc();
         let csv =
-            "interaction_id,customer_id,occurred_at,channel\ni-1,c-1,2026-11-22T10:00:00Z,voice\n";
+            "customer_id,occurred_at,channel,interaction_id\nc-1,2026-11-22T10:00:00Z,voice,i-1\n";
         let parsed = parse(csv, Format::Jsonl, now).unwrap();
         assert_eq!(
             parsed.warnings,

@@ -444,10 +444,10 @@ pub fn task_details(t: &v1::Task, now: OffsetDateTime) -> String {
 pub fn responses_for(metric: &str, m: &v1::WindowMetrics) -> (&'static str, u64) {
     match metric {
         "nps" | "nps_margin_95" | "promoters" | "passives" | "detractors" => {
-            ("NPS N", m.nps_responses)
+            ("NPS_N", m.nps_responses)
         }
-        "csat_pct" => ("CSAT N", m.csat_responses),
-        "ces_avg" | "easy_pct" => ("CES N", m.ces_responses),
+        "csat_pct" => ("CSAT_N", m.csat_responses),
+        "ces_avg" | "easy_pct" => ("CES_N", m.ces_responses),
         _ => ("INTERACTIONS", m.interactions),
     }
 }
@@ -466,15 +466,13 @@ fn rank_figures(m: &v1::WindowMetrics) -> [(&'static str, &'static str, String);
 
 pub fn rank_table(metric: &str) -> Table {
     use Align::*;
-    let mut columns = vec![
-        ("#", Right),
-        ("KEY", Left),
-        (metric, Right),
-        (
+    let mut columns = vec![("#", Right), ("KEY", Left), (metric, Right)];
+    if metric != "interactions" {
+        columns.push((
             responses_for(metric, &v1::WindowMetrics::default()).0,
             Right,
-        ),
-    ];
+        ));
+    }
     columns.extend(
         rank_figures(&v1::WindowMetrics::default())
             .into_iter()
@@ -492,12 +490,11 @@ pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
     } else {
         format!("{:.1}", key.value)
     };
-    let mut row = vec![
-        rank.to_string(),
-        key.key.clone(),
-        value,
-        responses_for(metric, &m).1.to_string(),
-    ];
+    let mut row = vec![rank.to_string(), key.key.clone(), value];
+    // Ranked by interactions, the count beside it would repeat it.
+    if metric != "interactions" {
+        row.push(responses_for(metric, &m).1.to_string());
+    }
     row.extend(
         rank_figures(&m)
             .into_iter()
@@ -877,14 +874,16 @@ mod tests {
         let header = |metric| rank_table(metric).render();
         assert_eq!(
             header("nps").split_whitespace().collect::<Vec<_>>(),
-            ["#", "KEY", "nps", "NPS", "N", "CSAT%", "CES", "FCR%", "±MARGIN"]
+            ["#", "KEY", "nps", "NPS_N", "CSAT%", "CES", "FCR%", "±MARGIN"]
         );
-        assert!(header("csat_pct").contains("CSAT N") && !header("csat_pct").contains("CSAT%"));
-        assert!(header("interactions").contains("INTERACTIONS"));
+        assert!(header("csat_pct").contains("CSAT_N") && !header("csat_pct").contains("CSAT%"));
+        assert!(header("sentiment_avg").contains("INTERACTIONS"));
+        assert!(!header("interactions").contains("INTERACTIONS"));
         let counted = v1::RankedKey {
             value: 55.0,
             ..key.clone()
         };
+        assert_eq!(rank_row(1, &counted, "interactions").len(), 8);
         assert_eq!(rank_row(1, &counted, "detractors")[2], "55");
         assert_eq!(rank_row(1, &counted, "interactions")[2], "55");
         assert_eq!(rank_row(1, &counted, "csat_pct")[2], "55.0");

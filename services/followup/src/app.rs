@@ -139,6 +139,7 @@ impl FollowupApp {
                     .chain(directory.agents.values())
                     .cloned(),
             );
+        telemetry::start_counters_at_zero(store.metric_team_labels());
         let producer = Arc::new(SharedProducer::new(
             &config.kafka,
             "cx-followup",

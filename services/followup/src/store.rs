@@ -376,17 +376,19 @@ impl TaskStore {
         }
     }
 
-    /// Labels the Prometheus counters with these teams (and `other`),
-    /// whose series start at 0.
+    /// Labels the Prometheus counters with these teams (and `other`).
     pub fn with_metric_teams(mut self, teams: impl IntoIterator<Item = String>) -> TaskStore {
         self.metric_teams = std::sync::Arc::new(teams.into_iter().collect());
-        crate::telemetry::start_counters_at_zero(
-            self.metric_teams
-                .iter()
-                .map(String::as_str)
-                .chain([OTHER_TEAM, NO_TEAM]),
-        );
         self
+    }
+
+    /// Every `team` label value the counters take: the directory's teams,
+    /// [`OTHER_TEAM`] and [`NO_TEAM`].
+    pub fn metric_team_labels(&self) -> impl Iterator<Item = &str> {
+        self.metric_teams
+            .iter()
+            .map(String::as_str)
+            .chain([OTHER_TEAM, NO_TEAM])
     }
 
     /// The `team` label for `team`: itself when the directory names it (or

@@ -77,7 +77,7 @@ pub const METRICS: &[MetricHelp] = &[
 ];
 
 /// Follow-up's counters at 0: the loop counters for each of `teams` (the
-/// directory's, and `other`).
+/// directory's, `other` and `_none`).
 pub fn start_counters_at_zero<'a>(teams: impl IntoIterator<Item = &'a str>) {
     use cx_runtime::telemetry::start_at_zero;
     for name in [DEADLETTERED_TOTAL, RELAYED_TOTAL] {

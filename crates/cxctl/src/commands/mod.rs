@@ -411,7 +411,8 @@ pub async fn explain(error: CliError, option: &AddrOption, addr: &str) -> CliErr
                     "{at} answers HTTP, but not as {service}: is this another service's \
                      port? {service}'s HTTP port is {default} by default ({set})"
                 )
-            } else if s.code() == Code::Unavailable && speaks_only_http2(&at).await {
+            } else if s.code() == Code::Unavailable && !answered_http(s) && speaks_http2(&at).await
+            {
                 format!(
                     "{at} answered, but not to HTTP/1.1: this looks like a gRPC port; \
                      {service}'s HTTP port is {default} by default ({set})"
@@ -425,10 +426,19 @@ pub async fn explain(error: CliError, option: &AddrOption, addr: &str) -> CliErr
     CliError::Unreachable(text)
 }
 
-/// Whether `at` answers the HTTP/2 connection preface with SETTINGS: with
-/// an HTTP/1.1 request already failed there, that is a gRPC server (the
-/// services' HTTP ports answer both).
-async fn speaks_only_http2(at: &str) -> bool {
+/// Whether the status is an HTTP answer ([`http_status`]: `… HTTP 503 …`)
+/// rather than a request that got none.
+fn answered_http(status: &Status) -> bool {
+    status
+        .message()
+        .split_once(": HTTP ")
+        .is_some_and(|(_, rest)| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Whether `at` answers the HTTP/2 connection preface with SETTINGS. Asked
+/// only where an HTTP/1.1 request got no answer at all: then it is a gRPC
+/// server (the services' HTTP ports answer both).
+async fn speaks_http2(at: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(at).await?;
@@ -1098,6 +1108,47 @@ mod tests {
         // An HTTP/1.1 server failing otherwise is reported as it is.
         let error = failure(&["--followup-http", &serve(http1_bad_request).await, "stats"]).await;
         assert!(error.to_string().contains("HTTP 400"), "{error}");
+
+        // cx-followup's own port (HTTP/1.1 and h2c) answering 503 while
+        // Redis is down: its reason, not a wrong-port guess.
+        let error = failure(&[
+            "--followup-http",
+            &serve(h2c_and_http1_unavailable).await,
+            "stats",
+        ])
+        .await;
+        assert_eq!(error.exit_code(), 2);
+        let text = error.to_string();
+        assert!(
+            text.contains("HTTP 503") && text.contains("redis unavailable"),
+            "{text}"
+        );
+        assert!(!text.contains("gRPC port"), "{text}");
+    }
+
+    /// Like a service's HTTP port: SETTINGS to the HTTP/2 preface, and 503
+    /// with the error JSON to an HTTP/1.1 request.
+    async fn h2c_and_http1_unavailable(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut start = [0; 3];
+        stream.read_exact(&mut start).await?;
+        if &start == b"PRI" {
+            stream.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
+        } else {
+            let _ = stream.read(&mut [0; 1024]).await?;
+            let body = r#"{"error":{"code":"unavailable","message":"redis unavailable"}}"#;
+            stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+        }
+        stream.shutdown().await
     }
 
     /// An HTTP/1.1-only server: 404 to anything.
