@@ -67,6 +67,14 @@ pub fn page_request(
 /// One page of `index_key`, newest first, from `min_ms` on, after `after`.
 /// `load` fetches items by id (`None`: gone, e.g. expired); `keep` filters.
 /// Gone ids are removed from the index on the way.
+///
+/// The index is read in chunks by score with an offset into the members
+/// that share the lowest score read so far (a batch of alerts or tasks
+/// written in one millisecond can hold thousands): reading by score alone
+/// from that score would return the same chunk again and never get past
+/// it. Ids within one score come in reverse byte order; every row must be
+/// strictly older than the one before (or the token), so a member added
+/// at that score meanwhile is not listed twice.
 pub async fn newest_first<T, L, Fut>(
     conn: &mut ConnectionManager,
     index_key: &str,
@@ -82,36 +90,59 @@ where
 {
     const CHUNK: usize = 200;
     let mut out = Vec::new();
-    let mut max = after.map_or("+inf".to_string(), |t| t.created_ms.to_string());
     let min = min_ms.map_or("-inf".to_string(), |ms| ms.to_string());
-    let mut skip_until_older = after.cloned();
+    // From this score down (inclusive), skipping its first `offset` members.
+    let mut cursor: Option<(i64, usize)> = after.map(|t| (t.created_ms, 0));
+    let mut older_than: Option<(i64, String)> = after.map(|t| (t.created_ms, t.id.clone()));
     loop {
+        let (max, offset) = match cursor {
+            Some((score, offset)) => (score.to_string(), offset),
+            None => ("+inf".to_string(), 0),
+        };
         let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(index_key)
             .arg(&max)
             .arg(&min)
             .arg("WITHSCORES")
             .arg("LIMIT")
-            .arg(0)
+            .arg(offset)
             .arg(CHUNK)
             .query_async(conn)
             .await?;
         let exhausted = rows.len() < CHUNK;
-        let last_row = rows.last().cloned();
-        // Same millisecond: members come in reverse lexical order.
+        let Some((last_id, last_score)) = rows.last().cloned() else {
+            return Ok((out, None));
+        };
+        let at_last_score = rows
+            .iter()
+            .rev()
+            .take_while(|(_, s)| *s == last_score)
+            .count();
+        let mut next_offset = match cursor {
+            Some((score, offset)) if score == last_score => offset + at_last_score,
+            _ => at_last_score,
+        };
         let rows: Vec<(String, i64)> = rows
             .into_iter()
             .filter(|(id, score)| {
-                skip_until_older.as_ref().is_none_or(|token| {
-                    !(*score == token.created_ms && id.as_str() >= token.id.as_str())
+                older_than.as_ref().is_none_or(|(ms, last)| {
+                    *score < *ms || (*score == *ms && id.as_str() < last.as_str())
                 })
             })
             .collect();
+        // Rows before a token's position are read past, not listed: the
+        // bound only ever moves to older rows.
+        if older_than
+            .as_ref()
+            .is_none_or(|(ms, id)| last_score < *ms || (last_score == *ms && last_id < *id))
+        {
+            older_than = Some((last_score, last_id));
+        }
         let items = load(rows.iter().map(|(id, _)| id.clone()).collect()).await?;
         let mut gone = Vec::new();
         for ((id, score), item) in rows.into_iter().zip(items) {
             let Some(item) = item else {
-                gone.push(id);
+                gone.push((id, score));
                 continue;
             };
             if !keep(&item) {
@@ -130,22 +161,21 @@ where
         }
         if !gone.is_empty() {
             // Housekeeping only: a failure leaves entries the next List drops.
-            let _: Result<i64, _> = redis::cmd("ZREM")
+            let removed: Result<i64, _> = redis::cmd("ZREM")
                 .arg(index_key)
-                .arg(&gone)
+                .arg(gone.iter().map(|(id, _)| id).collect::<Vec<_>>())
                 .query_async(conn)
                 .await;
-        }
-        match (exhausted, last_row) {
-            (false, Some((id, score))) => {
-                max = score.to_string();
-                skip_until_older = Some(PageToken {
-                    created_ms: score,
-                    id,
-                });
+            // Those at the cursor's score no longer count in its offset.
+            if removed.is_ok() {
+                let at_cursor = gone.iter().filter(|(_, s)| *s == last_score).count();
+                next_offset = next_offset.saturating_sub(at_cursor);
             }
-            _ => return Ok((out, None)),
         }
+        if exhausted {
+            return Ok((out, None));
+        }
+        cursor = Some((last_score, next_offset));
     }
 }
 
