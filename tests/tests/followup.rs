@@ -780,6 +780,25 @@ async fn refused_updates_leave_the_task_unchanged() {
         details.bad_request().expect("BadRequest").field_violations[0].field,
         "state"
     );
+    // No version (proto3's 0) is a missing field, not a stale version.
+    let no_version = client
+        .update(&task.task_id, 0, "in_progress", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        no_version.code(),
+        tonic::Code::InvalidArgument,
+        "{no_version:?}"
+    );
+    assert_eq!(
+        no_version
+            .get_error_details()
+            .bad_request()
+            .expect("BadRequest")
+            .field_violations[0]
+            .field,
+        "version"
+    );
     let missing = client
         .update("task_nope", 1, "in_progress", None)
         .await

@@ -306,6 +306,24 @@ fn kafka_subject(kind: Kind, customer_id: Option<&str>, dimension: &str, key: &s
 }
 
 impl Alert {
+    /// Reads a JSON alert (a record of cx.alerts.v1), naming the field
+    /// that does not fit, for the dead letter's reason:
+    /// `suppressed_count: invalid type: string "many", expected u64 …`.
+    pub fn from_json(bytes: &[u8]) -> Result<Alert, String> {
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let alert: Alert = serde_path_to_error::deserialize(&mut json).map_err(|error| {
+            let path = error.path().to_string();
+            let error = error.into_inner();
+            if path == "." {
+                error.to_string()
+            } else {
+                format!("{path}: {error}")
+            }
+        })?;
+        json.end().map_err(|error| error.to_string())?;
+        Ok(alert)
+    }
+
     pub fn from_candidate(
         c: &Candidate,
         created_at: OffsetDateTime,

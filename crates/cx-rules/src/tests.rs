@@ -678,6 +678,47 @@ const ACK_KEYS: [&str; 3] = ["acknowledged", "acknowledged_by", "acknowledged_at
 const PLACE_KEYS: [&str; 3] = ["agent_id", "team_id", "queue_id"];
 
 #[test]
+fn a_bad_json_alert_names_its_field() {
+    let set = default_set();
+    let mut e = event(None, &[]);
+    e.nps = Some(2);
+    let alert = Alert::from_candidate(
+        &set.evaluate_event(&e)[0],
+        datetime!(2024-03-01 12:00:00 UTC),
+        0,
+    );
+    let good = serde_json::to_value(&alert).unwrap();
+    assert_eq!(
+        Alert::from_json(good.to_string().as_bytes()).unwrap(),
+        alert
+    );
+    let with = |field: &str, value: serde_json::Value| {
+        let mut json = good.clone();
+        json[field] = value;
+        Alert::from_json(json.to_string().as_bytes()).unwrap_err()
+    };
+    let error = with("suppressed_count", "many".into());
+    assert!(
+        error.starts_with("suppressed_count: invalid type: string"),
+        "{error}"
+    );
+    let error = with("kind", "bogus".into());
+    assert!(
+        error.starts_with("kind: unknown variant `bogus`"),
+        "{error}"
+    );
+    let error = with("created_at", "yesterday".into());
+    assert!(error.starts_with("created_at: "), "{error}");
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("alert_id");
+    let error = Alert::from_json(missing.to_string().as_bytes()).unwrap_err();
+    assert!(error.contains("missing field `alert_id`"), "{error}");
+    assert!(Alert::from_json(b"not json").is_err());
+    let trailing = format!("{good} x");
+    assert!(Alert::from_json(trailing.as_bytes()).is_err());
+}
+
+#[test]
 fn alert_json_has_the_contract_keys() {
     let set = default_set();
     let mut e = event(None, &[]);

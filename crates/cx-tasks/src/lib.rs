@@ -14,7 +14,9 @@ pub use config::{
 };
 pub use state::{Outcome, ParseEnumError, Priority, TaskState};
 pub use task::{task_id_for, Opening, Survey, Task};
-pub use update::{TaskUpdate, UpdateError, MAX_OWNER_CHARS, MAX_TASK_ID_CHARS, MAX_TEXT_BYTES};
+pub use update::{
+    TaskUpdate, UpdateError, MAX_OWNER_CHARS, MAX_TASK_ID_CHARS, MAX_TEXT_BYTES, VERSION_ZERO,
+};
 
 #[cfg(test)]
 mod tests;

@@ -536,6 +536,10 @@ fn update_from_json_errors_name_the_field() {
             br#"{"task_id":"t","version":1,"state":"closed","extra":1}"#,
             "extra",
         ),
+        (
+            br#"{"task_id":"t","version":0,"state":"closed"}"#,
+            "version",
+        ),
         (br#"{"task_id":"t","#, "body"),
         (br#"[1,2]"#, "body"),
         (b"\xff", "body"),

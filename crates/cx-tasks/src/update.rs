@@ -99,6 +99,9 @@ impl TaskUpdate {
         let version = required(&mut map, "version")?
             .as_u64()
             .ok_or_else(|| UpdateError::invalid("version", "expected an unsigned integer"))?;
+        if version == 0 {
+            return Err(UpdateError::invalid("version", VERSION_ZERO));
+        }
         let state = required(&mut map, "state")
             .and_then(|v| string(v, "state"))?
             .parse::<TaskState>()
@@ -138,6 +141,10 @@ impl TaskUpdate {
         Ok(())
     }
 }
+
+/// Why an update naming version 0 is refused: no task is ever at it (a
+/// task starts at 1), so it is a missing version, not a stale one.
+pub const VERSION_ZERO: &str = "required: the version you read (versions start at 1)";
 
 fn required(map: &mut Map<String, Value>, field: &str) -> Result<Value, UpdateError> {
     match map.remove(field) {

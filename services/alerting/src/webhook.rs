@@ -527,7 +527,7 @@ impl cx_runtime::consumer::BatchHandler for DeliveryHandler {
         let mut dead = Vec::new();
         let mut alerts = Vec::with_capacity(batch.len());
         for message in batch {
-            match serde_json::from_slice::<Alert>(message.payload().unwrap_or_default()) {
+            match Alert::from_json(message.payload().unwrap_or_default()) {
                 Ok(alert) => alerts.push((message, alert)),
                 Err(error) => dead.push((message, format!("not a JSON alert: {error}"))),
             }

@@ -153,6 +153,10 @@ impl v1::follow_up_service_server::FollowUpService for GrpcFollowups {
                 format!("must be 1 to {} characters", cx_tasks::MAX_TASK_ID_CHARS),
             ));
         }
+        // proto3 sends an unset version as 0.
+        if request.version == 0 {
+            violations.push(FieldViolation::new("version", cx_tasks::VERSION_ZERO));
+        }
         let state = match request.state.parse::<TaskState>() {
             Ok(state) => Some(state),
             Err(error) => {

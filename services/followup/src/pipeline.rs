@@ -80,7 +80,7 @@ impl cx_runtime::consumer::BatchHandler for AlertHandler {
             HashMap::new();
         for (position, message) in batch.iter().enumerate() {
             let payload = message.payload().unwrap_or_default();
-            match serde_json::from_slice::<cx_rules::Alert>(payload) {
+            match cx_rules::Alert::from_json(payload) {
                 Ok(alert) => by_customer
                     .entry(alert.customer_id.clone())
                     .or_default()
