@@ -618,6 +618,25 @@ mod tests {
         assert!((1270..=1290).contains(&seen), "{seen} accepted");
     }
 
+    /// One quiet second of live traffic at 20/s without an incident.
+    fn one_second_at_20(addr: &str, token: &str, more: &[&str]) -> Args {
+        let mut argv = vec![
+            "cx-sim",
+            "--ingest",
+            addr,
+            "--token",
+            token,
+            "--rate",
+            "20",
+            "--duration-s",
+            "1",
+            "--no-incident",
+            "--quiet",
+        ];
+        argv.extend_from_slice(more);
+        Args::try_parse_from(argv).unwrap()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn takes_a_uri_as_cxctl_does_and_fails_when_sends_are_not_accepted() {
         let ingest = mock::Ingest::default();
@@ -625,22 +644,7 @@ mod tests {
             "http://{}",
             mock::serve_at(ingest.clone(), mock::Followups::default()).await
         );
-        let args = |token: &str| {
-            Args::try_parse_from([
-                "cx-sim",
-                "--ingest",
-                &addr,
-                "--token",
-                token,
-                "--rate",
-                "20",
-                "--duration-s",
-                "1",
-                "--no-incident",
-                "--quiet",
-            ])
-            .unwrap()
-        };
+        let args = |token: &str| one_second_at_20(&addr, token, &[]);
         run(args(mock::TOKEN)).await.unwrap();
         let accepted = ingest.seen.lock().unwrap().len();
         assert!((15..=25).contains(&accepted), "{accepted} accepted");
@@ -655,24 +659,7 @@ mod tests {
         use std::sync::atomic::Ordering;
         let ingest = mock::Ingest::default();
         let addr = mock::serve_at(ingest.clone(), mock::Followups::default()).await;
-        let args = || {
-            Args::try_parse_from([
-                "cx-sim",
-                "--ingest",
-                &addr,
-                "--token",
-                mock::TOKEN,
-                "--rate",
-                "20",
-                "--duration-s",
-                "1",
-                "--no-incident",
-                "--quiet",
-                "--run-id",
-                "again-1",
-            ])
-            .unwrap()
-        };
+        let args = || one_second_at_20(&addr, mock::TOKEN, &["--run-id", "again-1"]);
         run(args()).await.unwrap();
         let first = ingest.seen.lock().unwrap().len();
         assert!(first > 0);
