@@ -79,11 +79,12 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
     require_redis(&redis_url()).await;
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = ConnectionManager::new(client).await.unwrap();
-    let (key, present) = index(&mut conn).await;
 
     // Before, the 201st id of one millisecond was never reached: every
-    // call read the same 200 again, for ever.
+    // call read the same 200 again, for ever. A fresh index each time, so
+    // each size meets the gone ids.
     for page_size in [1, 7, 100, 200, 500] {
+        let (key, present) = index(&mut conn).await;
         let listed = tokio::time::timeout(
             Duration::from_secs(30),
             all_pages(&mut conn, &key, page_size, |_| true),
@@ -91,7 +92,13 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
         .await
         .unwrap_or_else(|_| panic!("page size {page_size}: no answer within 30 s"));
         assert_eq!(listed, present, "page size {page_size}");
+        let _: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
     }
+    let (key, present) = index(&mut conn).await;
     // A filter that keeps few: one call reads many chunks of the same
     // millisecond before its page is full.
     let keep_few = |id: &String| id.ends_with('5');
@@ -119,4 +126,60 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_removed_by_another_caller_meanwhile_skips_nothing() {
+    require_redis(&redis_url()).await;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = ConnectionManager::new(client.clone()).await.unwrap();
+    let other = ConnectionManager::new(client).await.unwrap();
+    for page_size in [250, 500] {
+        let (key, present) = index(&mut conn).await;
+        // Another List's housekeeping removes, while this one reads, an
+        // entry this one has already read (and lists: it loaded it).
+        let mut listed = Vec::new();
+        let mut token: Option<PageToken> = None;
+        loop {
+            let (page, next) = tokio::time::timeout(
+                Duration::from_secs(30),
+                newest_first(
+                    &mut conn,
+                    &key,
+                    None,
+                    token.as_ref(),
+                    page_size,
+                    async |ids: Vec<String>| {
+                        if let Some(first) = ids.first() {
+                            let _: i64 = redis::cmd("ZREM")
+                                .arg(&key)
+                                .arg(first)
+                                .query_async(&mut other.clone())
+                                .await?;
+                        }
+                        Ok::<_, redis::RedisError>(
+                            ids.into_iter()
+                                .map(|id| (!gone(&id)).then_some(id))
+                                .collect(),
+                        )
+                    },
+                    |_: &String| true,
+                ),
+            )
+            .await
+            .expect("no answer within 30 s")
+            .unwrap();
+            listed.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, present, "page size {page_size}");
+        let _: i64 = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 }

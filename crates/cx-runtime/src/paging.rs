@@ -99,16 +99,33 @@ where
             Some((score, offset)) => (score.to_string(), offset),
             None => ("+inf".to_string(), 0),
         };
-        let rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
+        // One row of overlap: the row before the offset must be one already
+        // read. If entries counted in the offset were removed meanwhile (by
+        // another List's housekeeping), it is not, and the offset would
+        // skip unread ones.
+        let overlap = usize::from(offset > 0);
+        let mut rows: Vec<(String, i64)> = redis::cmd("ZREVRANGEBYSCORE")
             .arg(index_key)
             .arg(&max)
             .arg(&min)
             .arg("WITHSCORES")
             .arg("LIMIT")
-            .arg(offset)
-            .arg(CHUNK)
+            .arg(offset - overlap)
+            .arg(CHUNK + overlap)
             .query_async(conn)
             .await?;
+        if overlap == 1 {
+            let Some((id, score)) = rows.first() else {
+                return Ok((out, None));
+            };
+            if is_older(older_than.as_ref(), *score, id) {
+                // Read this score again from its start: the filter below
+                // drops what was listed.
+                cursor = cursor.map(|(score, _)| (score, 0));
+                continue;
+            }
+            rows.remove(0);
+        }
         let exhausted = rows.len() < CHUNK;
         let Some((last_id, last_score)) = rows.last().cloned() else {
             return Ok((out, None));
@@ -124,22 +141,16 @@ where
         };
         let rows: Vec<(String, i64)> = rows
             .into_iter()
-            .filter(|(id, score)| {
-                older_than.as_ref().is_none_or(|(ms, last)| {
-                    *score < *ms || (*score == *ms && id.as_str() < last.as_str())
-                })
-            })
+            .filter(|(id, score)| is_older(older_than.as_ref(), *score, id))
             .collect();
         // Rows before a token's position are read past, not listed: the
         // bound only ever moves to older rows.
-        if older_than
-            .as_ref()
-            .is_none_or(|(ms, id)| last_score < *ms || (last_score == *ms && last_id < *id))
-        {
+        if is_older(older_than.as_ref(), last_score, &last_id) {
             older_than = Some((last_score, last_id));
         }
         let items = load(rows.iter().map(|(id, _)| id.clone()).collect()).await?;
         let mut gone = Vec::new();
+        let mut full = None;
         for ((id, score), item) in rows.into_iter().zip(items) {
             let Some(item) = item else {
                 gone.push((id, score));
@@ -150,33 +161,40 @@ where
             }
             out.push(item);
             if out.len() == page_size {
-                return Ok((
-                    out,
-                    Some(PageToken {
-                        created_ms: score,
-                        id,
-                    }),
-                ));
+                full = Some(PageToken {
+                    created_ms: score,
+                    id,
+                });
+                break;
             }
         }
         if !gone.is_empty() {
             // Housekeeping only: a failure leaves entries the next List drops.
-            let removed: Result<i64, _> = redis::cmd("ZREM")
+            let _: Result<i64, _> = redis::cmd("ZREM")
                 .arg(index_key)
                 .arg(gone.iter().map(|(id, _)| id).collect::<Vec<_>>())
                 .query_async(conn)
                 .await;
-            // Those at the cursor's score no longer count in its offset.
-            if removed.is_ok() {
-                let at_cursor = gone.iter().filter(|(_, s)| *s == last_score).count();
-                next_offset = next_offset.saturating_sub(at_cursor);
-            }
+            // Those at the cursor's score no longer count in its offset
+            // (if the ZREM did not happen, the overlap row finds out).
+            let at_cursor = gone.iter().filter(|(_, s)| *s == last_score).count();
+            next_offset = next_offset.saturating_sub(at_cursor);
+        }
+        if full.is_some() {
+            return Ok((out, full));
         }
         if exhausted {
             return Ok((out, None));
         }
         cursor = Some((last_score, next_offset));
     }
+}
+
+/// Whether (score, id) comes after `bound` newest first: an older score,
+/// or the same score and an id lower in byte order. Everything does when
+/// there is no bound.
+fn is_older(bound: Option<&(i64, String)>, score: i64, id: &str) -> bool {
+    bound.is_none_or(|(ms, last)| score < *ms || (score == *ms && id < last.as_str()))
 }
 
 #[cfg(test)]

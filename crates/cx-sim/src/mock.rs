@@ -137,6 +137,9 @@ impl FollowUpService for Followups {
     ) -> Result<Response<v1::Task>, Status> {
         check_auth(&request)?;
         let u = request.into_inner();
+        if u.version == 0 {
+            return Err(Status::invalid_argument("version: required"));
+        }
         let mut tasks = self.tasks.lock().unwrap();
         let task = tasks
             .get_mut(&u.task_id)

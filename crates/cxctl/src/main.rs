@@ -233,8 +233,9 @@ that is no longer current, is refused with FAILED_PRECONDITION.")]
 pub struct TasksUpdateArgs {
     /// The task to update.
     pub task_id: String,
-    /// The version you read (`tasks show`); a stale one is refused.
-    #[arg(long)]
+    /// The version you read (`tasks show`; versions start at 1); a stale
+    /// one is refused.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub version: u64,
     /// The new state.
     #[arg(long)]
