@@ -376,15 +376,17 @@ fn group_gauge(metric: &str, group: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
 }
 
-/// Polls until the group's lag and assigned partitions read `expected`.
+/// Polls until the group's lag and assigned partitions read `expected`;
+/// the whole group's lag too, which is the same for a group of one.
 async fn wait_for_lag(group: &str, expected: (f64, f64)) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = (
             group_gauge("cx_kafka_consumer_lag", group),
             group_gauge("cx_kafka_consumer_assigned_partitions", group),
+            group_gauge("cx_kafka_consumer_group_lag", group),
         );
-        if now == (Some(expected.0), Some(expected.1)) {
+        if now == (Some(expected.0), Some(expected.1), Some(expected.0)) {
             return;
         }
         assert!(

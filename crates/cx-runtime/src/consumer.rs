@@ -226,10 +226,14 @@ const LAG_MEASURE_BUDGET: Duration = Duration::from_secs(2);
 
 impl LagReport {
     fn start(consumer: &Arc<StreamConsumer>, settings: &ConsumerSettings) -> LagReport {
-        use crate::telemetry::{KAFKA_CONSUMER_ASSIGNED_PARTITIONS, KAFKA_CONSUMER_LAG};
+        use crate::telemetry::{
+            KAFKA_CONSUMER_ASSIGNED_PARTITIONS, KAFKA_CONSUMER_GROUP_LAG, KAFKA_CONSUMER_LAG,
+        };
         let group = settings.group_id.clone();
         let lag = metrics::gauge!(KAFKA_CONSUMER_LAG, "group" => group.clone());
+        let group_lag = metrics::gauge!(KAFKA_CONSUMER_GROUP_LAG, "group" => group.clone());
         let assigned = metrics::gauge!(KAFKA_CONSUMER_ASSIGNED_PARTITIONS, "group" => group);
+        let topics = settings.topics.clone();
         // Weak: the consumer closes (and leaves its group) when the loop
         // that owns it is done, not when this task next looks.
         let (consumer, interval) = (Arc::downgrade(consumer), settings.lag_interval);
@@ -245,15 +249,17 @@ impl LagReport {
                 }
                 // Blocking broker queries: off the async workers.
                 let (measuring, stopping) = (consumer.clone(), stopping.clone());
+                let topics = topics.clone();
                 let measured = tokio::task::spawn_blocking(move || {
                     measuring
                         .upgrade()
-                        .map(|consumer| measure_lag(&consumer, &stopping))
+                        .map(|consumer| measure_lag(&consumer, &topics, &stopping))
                 })
                 .await;
                 match measured {
                     Ok(Some(Ok(measured))) => {
                         lag.set(measured.records as f64);
+                        group_lag.set(measured.group_records as f64);
                         assigned.set(measured.partitions as f64);
                     }
                     Ok(None) => return,
@@ -276,22 +282,44 @@ impl Drop for LagReport {
 }
 
 /// A consumer's partitions and the records on them past its group's
-/// committed offsets.
+/// committed offsets; and the same over every partition of its topics.
 #[derive(Debug, PartialEq, Eq)]
 struct GroupLag {
     partitions: usize,
     records: i64,
+    group_records: i64,
 }
 
 /// One measurement, within [`LAG_MEASURE_BUDGET`]; given up once `stop` is
-/// cancelled.
-fn measure_lag(consumer: &StreamConsumer, stop: &CancellationToken) -> Result<GroupLag, String> {
+/// cancelled. Every partition of `topics` is measured, not only this
+/// consumer's: a partition the group holds nowhere (a coordinator that
+/// has not reassigned it) shows only there.
+fn measure_lag(
+    consumer: &StreamConsumer,
+    topics: &[String],
+    stop: &CancellationToken,
+) -> Result<GroupLag, String> {
     let deadline = std::time::Instant::now() + LAG_MEASURE_BUDGET;
     let left = || deadline.saturating_duration_since(std::time::Instant::now());
-    let committed = consumer.committed(left()).map_err(|e| e.to_string())?;
+    let mut every = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), left())
+            .map_err(|e| e.to_string())?;
+        for found in metadata.topics() {
+            for partition in found.partitions() {
+                every.add_partition(found.name(), partition.id());
+            }
+        }
+    }
+    let held = consumer.assignment().map_err(|e| e.to_string())?;
+    let committed = consumer
+        .committed_offsets(every, left())
+        .map_err(|e| e.to_string())?;
     let mut lag = GroupLag {
-        partitions: committed.count(),
+        partitions: held.count(),
         records: 0,
+        group_records: 0,
     };
     for partition in committed.elements() {
         if stop.is_cancelled() || left().is_zero() {
@@ -303,7 +331,14 @@ fn measure_lag(consumer: &StreamConsumer, stop: &CancellationToken) -> Result<Gr
         let (low, high) = consumer
             .fetch_watermarks(partition.topic(), partition.partition(), left())
             .map_err(|e| e.to_string())?;
-        lag.records += partition_lag(partition.offset(), low, high);
+        let records = partition_lag(partition.offset(), low, high);
+        lag.group_records += records;
+        if held
+            .find_partition(partition.topic(), partition.partition())
+            .is_some()
+        {
+            lag.records += records;
+        }
     }
     Ok(lag)
 }

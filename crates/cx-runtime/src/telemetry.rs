@@ -22,6 +22,7 @@ pub const KAFKA_PRODUCER_RESETS_TOTAL: &str = "cx_kafka_producer_resets_total";
 pub const KAFKA_CONSUMED_TOTAL: &str = "cx_kafka_consumed_total";
 pub const KAFKA_CONSUMER_LAG: &str = "cx_kafka_consumer_lag";
 pub const KAFKA_CONSUMER_ASSIGNED_PARTITIONS: &str = "cx_kafka_consumer_assigned_partitions";
+pub const KAFKA_CONSUMER_GROUP_LAG: &str = "cx_kafka_consumer_group_lag";
 /// Per consumer group and stage (`prepare`, `apply`): a batch's time in it.
 pub const CONSUMER_STAGE_SECONDS: &str = "cx_consumer_stage_seconds";
 /// Per consumer group: age of a batch's oldest record (its Kafka
@@ -91,6 +92,11 @@ pub const SHARED_METRICS: &[MetricHelp] = &[
         name: KAFKA_CONSUMER_LAG,
         kind: MetricKind::Gauge,
         help: "Records on this consumer's partitions past its group's committed offsets (not yet durable in effect), by consumer group; measured every 10 s, also while a batch is retried",
+    },
+    MetricHelp {
+        name: KAFKA_CONSUMER_GROUP_LAG,
+        kind: MetricKind::Gauge,
+        help: "Records past the group's committed offsets on every partition of its topics, whoever holds them, by consumer group: every replica reports the whole group (take max, not sum); it also rises while partitions are held by no one",
     },
     MetricHelp {
         name: KAFKA_CONSUMER_ASSIGNED_PARTITIONS,
