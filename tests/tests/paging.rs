@@ -38,12 +38,15 @@ fn gone(id: &str) -> bool {
 }
 
 /// Every page of the index through `newest_first`, as successive List
-/// calls with the token each returns.
+/// calls with the token each returns. With `meanwhile`, another
+/// connection removes the first id of each read from the index while this
+/// List reads it (another List's housekeeping); the id is still listed.
 async fn all_pages(
     conn: &mut ConnectionManager,
     key: &str,
     page_size: usize,
     keep: fn(&String) -> bool,
+    meanwhile: Option<&ConnectionManager>,
 ) -> Vec<String> {
     let mut listed = Vec::new();
     let mut token: Option<PageToken> = None;
@@ -55,6 +58,13 @@ async fn all_pages(
             token.as_ref(),
             page_size,
             async |ids: Vec<String>| {
+                if let (Some(other), Some(first)) = (meanwhile, ids.first()) {
+                    let _: i64 = redis::cmd("ZREM")
+                        .arg(key)
+                        .arg(first)
+                        .query_async(&mut other.clone())
+                        .await?;
+                }
                 Ok::<_, redis::RedisError>(
                     ids.into_iter()
                         .map(|id| (!gone(&id)).then_some(id))
@@ -74,6 +84,10 @@ async fn all_pages(
     }
 }
 
+async fn drop_index(conn: &mut ConnectionManager, key: &str) {
+    let _: i64 = redis::cmd("DEL").arg(key).query_async(conn).await.unwrap();
+}
+
 #[tokio::test]
 async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
     require_redis(&redis_url()).await;
@@ -87,16 +101,12 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
         let (key, present) = index(&mut conn).await;
         let listed = tokio::time::timeout(
             Duration::from_secs(30),
-            all_pages(&mut conn, &key, page_size, |_| true),
+            all_pages(&mut conn, &key, page_size, |_| true, None),
         )
         .await
         .unwrap_or_else(|_| panic!("page size {page_size}: no answer within 30 s"));
         assert_eq!(listed, present, "page size {page_size}");
-        let _: i64 = redis::cmd("DEL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        drop_index(&mut conn, &key).await;
     }
     let (key, present) = index(&mut conn).await;
     // A filter that keeps few: one call reads many chunks of the same
@@ -104,7 +114,7 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
     let keep_few = |id: &String| id.ends_with('5');
     let listed = tokio::time::timeout(
         Duration::from_secs(30),
-        all_pages(&mut conn, &key, 3, keep_few),
+        all_pages(&mut conn, &key, 3, keep_few, None),
     )
     .await
     .expect("no answer within 30 s");
@@ -121,11 +131,7 @@ async fn pages_get_through_hundreds_of_ids_in_one_millisecond() {
         .await
         .unwrap();
     assert_eq!(left.len(), present.len());
-    let _: i64 = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    drop_index(&mut conn, &key).await;
 }
 
 #[tokio::test]
@@ -138,48 +144,13 @@ async fn an_entry_removed_by_another_caller_meanwhile_skips_nothing() {
         let (key, present) = index(&mut conn).await;
         // Another List's housekeeping removes, while this one reads, an
         // entry this one has already read (and lists: it loaded it).
-        let mut listed = Vec::new();
-        let mut token: Option<PageToken> = None;
-        loop {
-            let (page, next) = tokio::time::timeout(
-                Duration::from_secs(30),
-                newest_first(
-                    &mut conn,
-                    &key,
-                    None,
-                    token.as_ref(),
-                    page_size,
-                    async |ids: Vec<String>| {
-                        if let Some(first) = ids.first() {
-                            let _: i64 = redis::cmd("ZREM")
-                                .arg(&key)
-                                .arg(first)
-                                .query_async(&mut other.clone())
-                                .await?;
-                        }
-                        Ok::<_, redis::RedisError>(
-                            ids.into_iter()
-                                .map(|id| (!gone(&id)).then_some(id))
-                                .collect(),
-                        )
-                    },
-                    |_: &String| true,
-                ),
-            )
-            .await
-            .expect("no answer within 30 s")
-            .unwrap();
-            listed.extend(page);
-            match next {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        let listed = tokio::time::timeout(
+            Duration::from_secs(30),
+            all_pages(&mut conn, &key, page_size, |_| true, Some(&other)),
+        )
+        .await
+        .expect("no answer within 30 s");
         assert_eq!(listed, present, "page size {page_size}");
-        let _: i64 = redis::cmd("DEL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        drop_index(&mut conn, &key).await;
     }
 }

@@ -439,45 +439,40 @@ pub fn task_details(t: &v1::Task, now: OffsetDateTime) -> String {
         .collect()
 }
 
-/// The response count behind a metric (what its margin depends on), and
-/// the column header that says which count it is.
-pub fn responses_for(metric: &str, m: &v1::WindowMetrics) -> (&'static str, u64) {
-    match metric {
+/// The columns beside a ranked metric, as (header, value): the response
+/// count behind it (what its margin depends on), named for which count it
+/// is, then NPS, CSAT%, CES, FCR% and the margin; a column that shows the
+/// ranked metric itself is left out.
+fn beside_ranked(metric: &str, m: &v1::WindowMetrics) -> Vec<(&'static str, String)> {
+    let (count, shows, n) = match metric {
         "nps" | "nps_margin_95" | "promoters" | "passives" | "detractors" => {
-            ("NPS_N", m.nps_responses)
+            ("NPS_N", "nps_responses", m.nps_responses)
         }
-        "csat_pct" => ("CSAT_N", m.csat_responses),
-        "ces_avg" | "easy_pct" => ("CES_N", m.ces_responses),
-        _ => ("INTERACTIONS", m.interactions),
-    }
-}
-
-/// The figures shown beside the ranked metric: header, the metric it
-/// shows (left out when it is the ranked one), its value.
-fn rank_figures(m: &v1::WindowMetrics) -> [(&'static str, &'static str, String); 5] {
+        "csat_pct" => ("CSAT_N", "csat_responses", m.csat_responses),
+        "ces_avg" | "easy_pct" => ("CES_N", "ces_responses", m.ces_responses),
+        _ => ("INTERACTIONS", "interactions", m.interactions),
+    };
     [
+        (count, shows, n.to_string()),
         ("NPS", "nps", figure(m.nps, 1)),
         ("CSAT%", "csat_pct", figure(m.csat_pct, 1)),
         ("CES", "ces_avg", figure(m.ces_avg, 2)),
         ("FCR%", "fcr_pct", figure(m.fcr_pct, 1)),
         ("±MARGIN", "nps_margin_95", figure(m.nps_margin_95, 1)),
     ]
+    .into_iter()
+    .filter(|(_, shows, _)| *shows != metric)
+    .map(|(header, _, value)| (header, value))
+    .collect()
 }
 
 pub fn rank_table(metric: &str) -> Table {
     use Align::*;
     let mut columns = vec![("#", Right), ("KEY", Left), (metric, Right)];
-    if metric != "interactions" {
-        columns.push((
-            responses_for(metric, &v1::WindowMetrics::default()).0,
-            Right,
-        ));
-    }
     columns.extend(
-        rank_figures(&v1::WindowMetrics::default())
+        beside_ranked(metric, &v1::WindowMetrics::default())
             .into_iter()
-            .filter(|(_, shows, _)| *shows != metric)
-            .map(|(header, _, _)| (header, Right)),
+            .map(|(header, _)| (header, Right)),
     );
     Table::new(&columns)
 }
@@ -491,15 +486,10 @@ pub fn rank_row(rank: usize, key: &v1::RankedKey, metric: &str) -> Vec<String> {
         format!("{:.1}", key.value)
     };
     let mut row = vec![rank.to_string(), key.key.clone(), value];
-    // Ranked by interactions, the count beside it would repeat it.
-    if metric != "interactions" {
-        row.push(responses_for(metric, &m).1.to_string());
-    }
     row.extend(
-        rank_figures(&m)
+        beside_ranked(metric, &m)
             .into_iter()
-            .filter(|(_, shows, _)| *shows != metric)
-            .map(|(_, _, value)| value),
+            .map(|(_, value)| value),
     );
     row
 }
